@@ -1,0 +1,1 @@
+"""Point Classifier Service: train small classifiers on labelled 2D points over HTTP."""

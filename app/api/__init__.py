@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, dependencies and ASGI middleware. Routes stay thin."""

@@ -1,0 +1,112 @@
+"""Datasets of labelled points: upload, generate, list, read, picture, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+
+from app.api.deps import SessionDep, SettingsDep
+from app.api.responses import CSV_RESPONSE, PNG_RESPONSE, errors
+from app.ml.points_csv import format_points_csv
+from app.schemas.datasets import (
+    NAME_PATTERN,
+    NAME_RULE,
+    DatasetGenerate,
+    DatasetPublic,
+    DatasetsPublic,
+    PointsPublic,
+)
+from app.services import datasets as service
+from app.services.plots import render_points_png
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetPublic,
+    responses=errors(409, 413, 422),
+)
+def upload_dataset(
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="CSV rows x,y,label (optional header line)")],
+    name: Annotated[
+        str | None,
+        Form(pattern=NAME_PATTERN, description=f"{NAME_RULE}; defaults to the file's name"),
+    ] = None,
+) -> DatasetPublic:
+    """Upload a CSV of labelled points in the tutorial's format."""
+    data = file.file.read()
+    return service.upload_dataset(
+        session, data, filename=file.filename, name=name, max_points=settings.max_points
+    )
+
+
+@router.post(
+    "/generate",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetPublic,
+    responses=errors(409, 422),
+)
+def generate_dataset(
+    body: DatasetGenerate, session: SessionDep, settings: SettingsDep
+) -> DatasetPublic:
+    """Generate synthetic points by a named rule; the same seed gives the same points."""
+    return service.generate_dataset(session, body, settings.max_points)
+
+
+@router.get("", response_model=DatasetsPublic)
+def list_datasets(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> DatasetsPublic:
+    """List datasets, newest first."""
+    data, count = service.list_datasets(session, limit=limit, offset=offset)
+    return DatasetsPublic(data=data, count=count)
+
+
+@router.get("/{ref}", response_model=DatasetPublic, responses=errors(404))
+def get_dataset(ref: str, session: SessionDep) -> DatasetPublic:
+    """One dataset, by id or by name."""
+    return service.get_dataset(session, ref)
+
+
+@router.get("/{ref}/points", response_model=PointsPublic, responses=errors(404))
+def get_points(ref: str, session: SessionDep) -> PointsPublic:
+    """The points as JSON rows of [x, y, label]."""
+    name, points = service.dataset_points(session, ref)
+    return PointsPublic(name=name, points=[(x, y, label) for x, y, label in points.tolist()])
+
+
+@router.get("/{ref}/csv", response_class=Response, responses={**CSV_RESPONSE, **errors(404)})
+def get_csv(ref: str, session: SessionDep) -> Response:
+    """The points in the tutorial's CSV format (no header, x,y,label), so they round-trip."""
+    name, points = service.dataset_points(session, ref)
+    return Response(
+        format_points_csv(points),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+@router.get("/{ref}/plot.png", response_class=Response, responses={**PNG_RESPONSE, **errors(404)})
+def get_plot(ref: str, session: SessionDep) -> Response:
+    """The tutorial's scatter picture: label 0 red, label 1 blue."""
+    name, points = service.dataset_points(session, ref)
+    return Response(render_points_png(points, name), media_type="image/png")
+
+
+@router.delete(
+    "/{ref}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(403, 404, 409),
+)
+def delete_dataset(ref: str, session: SessionDep) -> Response:
+    """Delete an uploaded or generated dataset (built-ins are protected; 409 while runs use it)."""
+    service.delete_dataset(session, ref)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

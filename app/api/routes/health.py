@@ -1,0 +1,34 @@
+"""Liveness and what the service can use: database, CUDA devices, queue."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy import text
+
+from app.core.migrate import current_revision
+from app.ml.devices import cuda_device_names
+from app.schemas.health import CudaPublic, HealthPublic
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthPublic)
+def health(request: Request) -> HealthPublic:
+    """Status, database reachability, CUDA availability and device count, queue depth."""
+    engine = request.app.state.engine
+    database, revision = "ok", None
+    queue: dict[str, int] = {}
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        revision = current_revision(engine)
+    except Exception as exc:
+        database = f"unreachable: {type(exc).__name__}"
+    names = cuda_device_names()
+    return HealthPublic(
+        status="ok" if database == "ok" else "degraded",
+        database=database,
+        database_revision=revision,
+        cuda=CudaPublic(available=bool(names), device_count=len(names), devices=names),
+        queue=queue,
+    )

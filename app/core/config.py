@@ -1,0 +1,61 @@
+"""The service's one settings object, read from `PC_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository root: built-in data and the default storage live beside the code, so the
+# service starts the same whatever the current directory is.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PC_", extra="ignore")
+
+    # SQLAlchemy URL; the default SQLite file lives in data/ beside the built-in CSVs.
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'data' / 'pc.sqlite3'}"
+    # Folder of checkpoint files, one sub-folder per run, named by the server only.
+    models_store: Path = PROJECT_ROOT / "models_store"
+    # Folder holding the built-in datasets' CSV files.
+    builtin_data_dir: Path = PROJECT_ROOT / "data"
+    # Largest request body accepted, counted as it streams in.
+    max_upload_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # Most points one dataset may hold.
+    max_points: int = Field(default=100_000, gt=0)
+    # Worker processes training at once; 0 means one per core.
+    workers: int = Field(default=0, ge=0)
+    # Start the embedded job runner with the app (tests of the API alone turn it off).
+    runner_enabled: bool = True
+    # A running run whose heartbeat is older than this is taken as orphaned.
+    heartbeat_timeout_s: float = Field(default=15.0, gt=0)
+    # How often a worker looks for queued runs when idle.
+    poll_interval_s: float = Field(default=0.2, gt=0)
+    # How often a training worker writes progress and checks for a cancel request.
+    progress_interval_s: float = Field(default=0.25, gt=0)
+    # How many times an orphaned run is re-queued before it is marked failed.
+    max_restarts: int = Field(default=3, ge=0)
+    # When set, every write needs `Authorization: Bearer <key>`.
+    api_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("PC_DATABASE_URL must not be empty")
+        return value
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

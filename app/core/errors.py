@@ -1,0 +1,56 @@
+"""Domain exceptions, raised by services, and the one place that maps them to HTTP."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+
+class ServiceError(Exception):
+    """A request the service understood and refuses; `status_code` says how."""
+
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(ServiceError):
+    status_code = 404
+
+
+class Conflict(ServiceError):
+    status_code = 409
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+
+
+class InvalidInput(ServiceError):
+    status_code = 422
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def service_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    async def database_busy(_request: Request, exc: Exception) -> JSONResponse:
+        # A lock held past busy_timeout is a temporary condition, not a server bug.
+        if "locked" in str(exc) or "busy" in str(exc):
+            return JSONResponse(
+                {"detail": "the database is busy; try again shortly"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        raise exc
+
+    app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(OperationalError, database_busy)

@@ -1,0 +1,58 @@
+"""The ASGI app: `app.main:app`. Start-up migrates the database and registers built-in data."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.body_limit import BodySizeLimitMiddleware
+from app.api.routes import datasets, health
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine, make_session_factory, session_scope
+from app.core.errors import install_error_handlers
+from app.core.migrate import ensure_sqlite_folder, upgrade_to_head
+from app.services.datasets import register_builtin_datasets
+
+DESCRIPTION = """
+Train small PyTorch classifiers on labelled 2D points, in the background, and see what they
+learned. Upload a dataset (or use the built-in `linear`, `curve` and `random`), start a run
+with `POST /runs`, follow it, then look at its decision boundary and ask it for predictions.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ensure_sqlite_folder(settings.database_url)
+        engine = make_engine(settings.database_url)
+        upgrade_to_head(engine)
+        session_factory = make_session_factory(engine)
+        with session_scope(session_factory) as session:
+            register_builtin_datasets(session, settings.builtin_data_dir, settings.max_points)
+        settings.models_store.mkdir(parents=True, exist_ok=True)
+        app.state.engine = engine
+        app.state.session_factory = session_factory
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Point Classifier Service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
+    app.include_router(health.router)
+    app.include_router(datasets.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""The ML core: data, architectures, training, checkpoints, inference. No web or database code."""

@@ -1,0 +1,68 @@
+"""Request and response bodies for datasets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Names are short slugs that start with a letter, so they never look like ids or paths.
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+NAME_RULE = "1 to 64 letters, digits, '-' or '_', starting with a letter"
+
+GeneratorKind = Literal["linear", "curve", "random", "circle", "xor", "gauss", "spiral", "moons"]
+
+
+class Bounds(BaseModel):
+    x_min: float
+    x_max: float
+    y_min: float
+    y_max: float
+
+
+class DatasetPublic(BaseModel):
+    id: int
+    name: str
+    source: Literal["builtin", "upload", "generated"]
+    n_points: int
+    class_counts: dict[str, int] = Field(description='points per label: {"0": n0, "1": n1}')
+    bounds: Bounds
+    sha256: str = Field(
+        description="sha256 of the uploaded bytes, or of the CSV for generated data"
+    )
+    params: dict[str, Any] | None = Field(
+        default=None, description="generator parameters, for built-in and generated data"
+    )
+    created_at: datetime
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int = Field(description="how many datasets exist in all")
+
+
+class DatasetGenerate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: GeneratorKind = Field(description="the rule the points follow")
+    n: int = Field(default=200, ge=2, le=100_000, description="number of points")
+    noise: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "linear, curve: probability that a label within 0.1 of the boundary flips "
+            "(tutorial 0.3); circle, xor, gauss, spiral, moons: standard deviation of the "
+            "jitter; random: ignored. Null takes the kind's default."
+        ),
+    )
+    seed: int = Field(
+        default=0, ge=0, le=2**31 - 1, description="the same seed gives the same points"
+    )
+    name: str = Field(pattern=NAME_PATTERN, description=NAME_RULE)
+
+
+class PointsPublic(BaseModel):
+    name: str
+    points: list[tuple[float, float, float]] = Field(description="rows of [x, y, label]")

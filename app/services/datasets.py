@@ -1,0 +1,210 @@
+"""Datasets: upload, generate, register the built-ins, look up, delete."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.ml import datagen
+from app.ml.datagen import Points
+from app.ml.points_csv import PointsFormatError, format_points_csv, parse_points_csv
+from app.models import Dataset
+from app.schemas.datasets import NAME_PATTERN, NAME_RULE, DatasetGenerate, DatasetPublic
+
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def name_from_filename(filename: str | None) -> str:
+    """A safe default name from an uploaded file's name: its stem, made a slug."""
+    stem = Path((filename or "").replace("\\", "/")).name.rsplit(".", 1)[0]
+    slug = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:64]
+    if not slug:
+        return "dataset"
+    if not slug[0].isalpha():
+        slug = ("d-" + slug)[:64]
+    return slug
+
+
+def validate_name(name: str) -> str:
+    if not _NAME_RE.fullmatch(name):
+        raise InvalidInput(f"name {name!r} is not allowed: use {NAME_RULE}")
+    return name
+
+
+def points_to_blob(points: Points) -> bytes:
+    return np.ascontiguousarray(points, dtype="<f8").tobytes()
+
+
+def points_from_blob(blob: bytes) -> Points:
+    return np.frombuffer(blob, dtype="<f8").reshape(-1, 3).astype(np.float64)
+
+
+def to_public(dataset: Dataset) -> DatasetPublic:
+    return DatasetPublic(
+        id=dataset.id,
+        name=dataset.name,
+        source=dataset.source,
+        n_points=dataset.n_points,
+        class_counts={"0": dataset.count_0, "1": dataset.count_1},
+        bounds={
+            "x_min": dataset.x_min,
+            "x_max": dataset.x_max,
+            "y_min": dataset.y_min,
+            "y_max": dataset.y_max,
+        },
+        sha256=dataset.sha256,
+        params=dataset.params,
+        created_at=dataset.created_at,
+    )
+
+
+def _add(
+    session: Session,
+    *,
+    name: str,
+    source: str,
+    points: Points,
+    sha256: str,
+    params: dict[str, Any] | None = None,
+) -> Dataset:
+    if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
+        raise Conflict(f"a dataset named {name!r} already exists; choose another name")
+    ones = int(points[:, 2].sum())
+    dataset = Dataset(
+        name=name,
+        source=source,
+        n_points=len(points),
+        count_0=len(points) - ones,
+        count_1=ones,
+        x_min=float(points[:, 0].min()),
+        x_max=float(points[:, 0].max()),
+        y_min=float(points[:, 1].min()),
+        y_max=float(points[:, 1].max()),
+        sha256=sha256,
+        points=points_to_blob(points),
+        params=params,
+    )
+    session.add(dataset)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another request took the name between the check and the insert.
+        raise Conflict(f"a dataset named {name!r} already exists; choose another name") from None
+    return dataset
+
+
+def upload_dataset(
+    session: Session, data: bytes, *, filename: str | None, name: str | None, max_points: int
+) -> DatasetPublic:
+    name = validate_name(name) if name is not None else name_from_filename(filename)
+    try:
+        points = parse_points_csv(data, max_points)
+    except PointsFormatError as exc:
+        raise InvalidInput(str(exc)) from None
+    dataset = _add(
+        session, name=name, source="upload", points=points, sha256=hashlib.sha256(data).hexdigest()
+    )
+    return to_public(dataset)
+
+
+def generate_dataset(session: Session, request: DatasetGenerate, max_points: int) -> DatasetPublic:
+    if request.n > max_points:
+        raise InvalidInput(f"n: {request.n} is more than the {max_points} points allowed")
+    points = datagen.generate(request.kind, request.n, request.noise, request.seed)
+    if len(np.unique(points[:, 2])) < 2:
+        raise InvalidInput(
+            f"kind {request.kind!r} with n={request.n} and seed={request.seed} drew a single "
+            "class; use more points or another seed"
+        )
+    noise = datagen.KINDS[request.kind].default_noise if request.noise is None else request.noise
+    params = {"kind": request.kind, "n": request.n, "noise": noise, "seed": request.seed}
+    sha256 = hashlib.sha256(format_points_csv(points).encode()).hexdigest()
+    dataset = _add(
+        session, name=request.name, source="generated", points=points, sha256=sha256, params=params
+    )
+    return to_public(dataset)
+
+
+def builtin_csv_path(data_dir: Path, name: str) -> Path:
+    return data_dir / f"{name}.csv"
+
+
+def write_builtin_csv(data_dir: Path, name: str) -> Path:
+    """Regenerate a built-in dataset's file from its rule and fixed seed."""
+    spec = datagen.BUILTIN_DATASETS[name]
+    points = datagen.generate(name, int(spec["n"]), float(spec["noise"]), int(spec["seed"]))
+    path = builtin_csv_path(data_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(format_points_csv(points))
+    return path
+
+
+def register_builtin_datasets(session: Session, data_dir: Path, max_points: int) -> None:
+    """Register linear, curve and random from data/ (regenerated if a file is missing)."""
+    for name, spec in datagen.BUILTIN_DATASETS.items():
+        if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
+            continue
+        path = builtin_csv_path(data_dir, name)
+        if not path.exists():
+            write_builtin_csv(data_dir, name)
+        data = path.read_bytes()
+        points = parse_points_csv(data, max(max_points, int(spec["n"])))
+        params = {"kind": name, **spec}
+        _add(
+            session,
+            name=name,
+            source="builtin",
+            points=points,
+            sha256=hashlib.sha256(data).hexdigest(),
+            params=params,
+        )
+
+
+def _find(session: Session, ref: str) -> Dataset:
+    if ref.isdigit():
+        dataset = session.get(Dataset, int(ref)) if len(ref) < 12 else None
+    else:
+        dataset = session.scalar(select(Dataset).where(Dataset.name == ref))
+    if dataset is None:
+        raise NotFound(f"no dataset with id or name {ref!r}")
+    return dataset
+
+
+def get_dataset(session: Session, ref: str) -> DatasetPublic:
+    return to_public(_find(session, ref))
+
+
+def get_dataset_id(session: Session, ref: str) -> int:
+    return _find(session, ref).id
+
+
+def list_datasets(session: Session, *, limit: int, offset: int) -> tuple[list[DatasetPublic], int]:
+    rows = session.scalars(
+        select(Dataset)
+        .order_by(Dataset.created_at.desc(), Dataset.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    count = session.scalar(select(func.count()).select_from(Dataset)) or 0
+    return [to_public(row) for row in rows], count
+
+
+def dataset_points(session: Session, ref: str) -> tuple[str, Points]:
+    dataset = _find(session, ref)
+    return dataset.name, points_from_blob(dataset.points)
+
+
+def delete_dataset(session: Session, ref: str) -> None:
+    dataset = _find(session, ref)
+    if dataset.source == "builtin":
+        raise Forbidden(f"{dataset.name!r} is a built-in dataset and cannot be deleted")
+    session.delete(dataset)
+    session.flush()

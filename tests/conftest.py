@@ -1,0 +1,48 @@
+"""Shared fixtures: a fresh SQLite file per test, the app in-process, and a live uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import PROJECT_ROOT, Settings
+from app.main import create_app
+from tests.live import LiveServer
+
+TUTORIAL_DATA = PROJECT_ROOT.parent / "shared" / "tutorial-data"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'pc.sqlite3'}",
+        models_store=tmp_path / "models_store",
+        builtin_data_dir=PROJECT_ROOT / "data",
+        runner_enabled=False,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tutorial_data() -> Path:
+    if not (TUTORIAL_DATA / "curve.csv").exists():
+        pytest.skip(f"the tutorial's original files are not at {TUTORIAL_DATA}")
+    return TUTORIAL_DATA
