@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.body_limit import BodySizeLimitMiddleware
-from app.api.routes import datasets, health
+from app.api.routes import architectures, datasets, health, runs
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory, session_scope
 from app.core.errors import install_error_handlers
 from app.core.migrate import ensure_sqlite_folder, upgrade_to_head
+from app.jobs.runner import EmbeddedRunner
 from app.services.datasets import register_builtin_datasets
 
 DESCRIPTION = """
@@ -36,9 +37,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.models_store.mkdir(parents=True, exist_ok=True)
         app.state.engine = engine
         app.state.session_factory = session_factory
+        runner = EmbeddedRunner(settings, session_factory) if settings.runner_enabled else None
+        if runner is not None:
+            runner.start()
+        app.state.runner = runner
         try:
             yield
         finally:
+            if runner is not None:
+                runner.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -52,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
     app.include_router(health.router)
     app.include_router(datasets.router)
+    app.include_router(architectures.router)
+    app.include_router(runs.router)
     return app
 
 

@@ -2,5 +2,6 @@
 
 from app.models.base import Base
 from app.models.dataset import Dataset
+from app.models.run import Checkpoint, Run, RunHistory, RunStatus
 
-__all__ = ["Base", "Dataset"]
+__all__ = ["Base", "Checkpoint", "Dataset", "Run", "RunHistory", "RunStatus"]

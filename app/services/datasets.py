@@ -16,7 +16,7 @@ from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.ml import datagen
 from app.ml.datagen import Points
 from app.ml.points_csv import PointsFormatError, format_points_csv, parse_points_csv
-from app.models import Dataset
+from app.models import Dataset, Run
 from app.schemas.datasets import NAME_PATTERN, NAME_RULE, DatasetGenerate, DatasetPublic
 
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -206,5 +206,10 @@ def delete_dataset(session: Session, ref: str) -> None:
     dataset = _find(session, ref)
     if dataset.source == "builtin":
         raise Forbidden(f"{dataset.name!r} is a built-in dataset and cannot be deleted")
+    runs = session.scalar(select(func.count()).where(Run.dataset_id == dataset.id)) or 0
+    if runs:
+        raise Conflict(
+            f"dataset {dataset.name!r} is used by {runs} run(s); delete those runs first"
+        )
     session.delete(dataset)
     session.flush()

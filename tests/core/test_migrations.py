@@ -23,7 +23,7 @@ def test_upgrade_downgrade_upgrade_on_an_empty_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
     config = alembic_config(url)
     command.upgrade(config, "head")
-    assert "datasets" in tables(url)
+    assert tables(url) == {"datasets", "runs", "run_history", "checkpoints"}
     command.downgrade(config, "base")
     assert tables(url) == set()
     command.upgrade(config, "head")
@@ -48,5 +48,43 @@ def test_sqlite_is_set_up_for_several_processes(tmp_path: Path) -> None:
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert connection.execute(text("PRAGMA busy_timeout")).scalar_one() >= 5000
+    finally:
+        engine.dispose()
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from app.models import Base
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    try:
+        upgrade_to_head(engine)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_an_old_database_is_upgraded_keeping_its_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    command.upgrade(alembic_config(url), "0001")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO datasets (name, source, n_points, count_0, count_1, x_min, x_max,"
+                    " y_min, y_max, sha256, points, created_at) VALUES ('old', 'upload', 1, 1, 0,"
+                    " 0, 0, 0, 0, 'x', x'00', '2026-01-01 00:00:00')"
+                )
+            )
+        upgrade_to_head(engine)
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT name FROM datasets")).scalar() == "old"
+            assert connection.execute(text("SELECT count(*) FROM runs")).scalar() == 0
     finally:
         engine.dispose()

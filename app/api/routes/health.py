@@ -8,6 +8,7 @@ from sqlalchemy import text
 from app.core.migrate import current_revision
 from app.ml.devices import cuda_device_names
 from app.schemas.health import CudaPublic, HealthPublic
+from app.services.runs import queue_depth
 
 router = APIRouter(tags=["health"])
 
@@ -22,6 +23,8 @@ def health(request: Request) -> HealthPublic:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         revision = current_revision(engine)
+        with request.app.state.session_factory() as session:
+            queue = queue_depth(session)
     except Exception as exc:
         database = f"unreachable: {type(exc).__name__}"
     names = cuda_device_names()

@@ -1,0 +1,28 @@
+"""The networks a run can train."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.ml.architectures import BUILT_IN, DEFAULT_MLP, DESCRIPTIONS, parameter_count
+from app.schemas.runs import ArchitecturePublic
+
+router = APIRouter(tags=["runs"])
+
+
+@router.get("/architectures", response_model=list[ArchitecturePublic])
+def list_architectures() -> list[ArchitecturePublic]:
+    """The built-in architectures with their parameter counts."""
+    specs = [*BUILT_IN.values(), DEFAULT_MLP]
+    return [
+        ArchitecturePublic.model_validate(
+            {
+                "name": spec.architecture,
+                "description": DESCRIPTIONS[spec.architecture],
+                "hidden_layers": list(spec.hidden_layers),
+                "activation": spec.activation,
+                "parameter_count": parameter_count(spec),
+            }
+        )
+        for spec in specs
+    ]

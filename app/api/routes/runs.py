@@ -1,0 +1,139 @@
+"""Training runs: start, list, follow, cancel, resume, delete, log, checkpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from app.api.deps import SessionDep, SettingsDep
+from app.api.responses import errors
+from app.schemas.runs import (
+    Architecture,
+    CheckpointPublic,
+    RunCreate,
+    RunPublic,
+    RunResume,
+    RunsPublic,
+    Status,
+)
+from app.services import runs as service
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the run's id")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunPublic,
+    responses=errors(404, 422),
+)
+def create_run(body: RunCreate, session: SessionDep, response: Response) -> RunPublic:
+    """Queue a training run; it trains in the background. Defaults are the tutorial's."""
+    run = service.create_run(session, body)
+    response.headers["Location"] = f"/runs/{run.id}"
+    return run
+
+
+@router.get("", response_model=RunsPublic, responses=errors(404))
+def list_runs(
+    session: SessionDep,
+    status: Status | None = None,
+    dataset: Annotated[str | None, Query(max_length=64, description="id or name")] = None,
+    architecture: Architecture | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+) -> RunsPublic:
+    """List runs, newest first, filtered by status, dataset or architecture."""
+    data, count = service.list_runs(
+        session,
+        status=status,
+        dataset=dataset,
+        architecture=architecture,
+        limit=limit,
+        offset=offset,
+    )
+    return RunsPublic(data=data, count=count)
+
+
+@router.get("/{run_id}", response_model=RunPublic, responses=errors(404))
+def get_run(run_id: RunId, session: SessionDep) -> RunPublic:
+    """One run: its configuration, progress and outcome."""
+    return service.get_run(session, run_id)
+
+
+@router.post("/{run_id}/cancel", response_model=RunPublic, responses=errors(404, 409))
+def cancel_run(run_id: RunId, session: SessionDep) -> RunPublic:
+    """Stop a queued or running run within about a second; 409 once it has ended."""
+    return service.cancel_run(session, run_id)
+
+
+@router.post(
+    "/{run_id}/resume",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunPublic,
+    responses=errors(404, 409, 422),
+)
+def resume_run(
+    run_id: RunId, body: RunResume, session: SessionDep, response: Response
+) -> RunPublic:
+    """Continue an ended run from its last checkpoint for `epochs` more."""
+    run = service.resume_run(session, run_id, body.epochs)
+    response.headers["Location"] = f"/runs/{run.id}"
+    return run
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(404),
+)
+def delete_run(run_id: RunId, session: SessionDep, settings: SettingsDep) -> Response:
+    """Delete a run, its history and its checkpoint files (a running run is stopped)."""
+    service.delete_run(session, run_id, settings.models_store)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{run_id}/log",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "the tutorial's lines"},
+        **errors(404),
+    },
+)
+def get_log(run_id: RunId, session: SessionDep) -> Response:
+    """The tutorial's output: `Epoch n, Loss: x` every log_every epochs and at the last."""
+    return Response(service.run_log(session, run_id), media_type="text/plain")
+
+
+@router.get("/{run_id}/checkpoints", response_model=list[CheckpointPublic], responses=errors(404))
+def list_checkpoints(run_id: RunId, session: SessionDep) -> list[CheckpointPublic]:
+    """The run's checkpoints, oldest first."""
+    return service.list_checkpoints(session, run_id)
+
+
+@router.get(
+    "/{run_id}/checkpoints/{epoch}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "a torch checkpoint"},
+        **errors(404, 409),
+    },
+)
+def download_checkpoint(
+    run_id: RunId,
+    epoch: Annotated[int, Path(ge=0, le=2**31 - 1)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Download one checkpoint (load it with `torch.load(..., weights_only=True)`)."""
+    data = service.checkpoint_bytes(session, run_id, epoch, settings.models_store)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="run-{run_id}-epoch-{epoch}.pt"'},
+    )

@@ -1,0 +1,1 @@
+"""Executing runs outside the request path: the task, the worker process, the runner."""

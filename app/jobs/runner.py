@@ -1,0 +1,121 @@
+"""The runner interface and its embedded implementation: worker processes on this machine.
+
+The embedded runner starts `PC_WORKERS` worker processes and a supervisor thread in the web
+process. The supervisor replaces workers that die and hands their runs back to the queue, and
+re-queues runs whose heartbeat stopped (a server that was killed, on this host or another).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+import threading
+from datetime import datetime
+from multiprocessing.context import SpawnProcess
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.core.db import session_scope
+from app.jobs.worker import worker_main
+from app.services.run_lifecycle import recover_orphaned_runs, stale_before
+
+log = logging.getLogger(__name__)
+
+
+class Runner(Protocol):
+    """What the app needs from whatever executes runs."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class EmbeddedRunner:
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.context = multiprocessing.get_context("spawn")
+        self.stop_event = self.context.Event()
+        self.processes: list[SpawnProcess | None] = [None] * settings.worker_count
+        self.threads = max(1, (os.cpu_count() or 1) // settings.worker_count)
+        self.hostname = socket.gethostname()
+        self._supervisor: threading.Thread | None = None
+        self._halt = threading.Event()
+
+    def _is_orphaned(self, worker_id: str | None, heartbeat_at: datetime | None) -> bool:
+        if worker_id is None or heartbeat_at is None:
+            return True
+        host, _, pid = worker_id.rpartition(":")
+        if host == self.hostname and pid.isdigit() and not pid_alive(int(pid)):
+            return True  # a worker on this machine that no longer exists
+        return heartbeat_at < stale_before(self.settings.heartbeat_timeout_s)
+
+    def recover(self) -> list[int]:
+        with session_scope(self.session_factory) as session:
+            recovered = recover_orphaned_runs(
+                session, is_orphaned=self._is_orphaned, max_restarts=self.settings.max_restarts
+            )
+        if recovered:
+            log.warning("recovered orphaned runs %s", recovered)
+        return recovered
+
+    def _spawn(self, slot: int) -> None:
+        process = self.context.Process(
+            target=worker_main,
+            args=(self.settings, self.stop_event, os.getpid(), self.threads),
+            name=f"pc-worker-{slot}",
+            daemon=True,
+        )
+        process.start()
+        self.processes[slot] = process
+
+    def start(self) -> None:
+        self.recover()
+        for slot in range(len(self.processes)):
+            self._spawn(slot)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="pc-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._halt.wait(0.5):
+            try:
+                for slot, process in enumerate(self.processes):
+                    if process is not None and not process.is_alive():  # is_alive() reaps it
+                        log.warning(
+                            "worker %s exited with %s; replacing it", process.pid, process.exitcode
+                        )
+                        if not self._halt.is_set():
+                            self._spawn(slot)
+                # Runs of the worker that died, and of servers that were killed.
+                self.recover()
+            except Exception:
+                log.exception("supervisor pass failed; retrying")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Workers checkpoint their runs and hand them back to the queue, then exit."""
+        self._halt.set()
+        self.stop_event.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout_s)
+        for process in self.processes:
+            if process is not None:
+                process.join(timeout_s)
+                if process.is_alive():
+                    process.terminate()
+                    process.join(5)

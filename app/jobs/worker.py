@@ -1,0 +1,62 @@
+"""A worker process: claims queued runs one at a time and trains them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from multiprocessing.synchronize import Event
+
+import torch
+
+from app.core.config import Settings
+from app.core.db import make_engine, make_session_factory, session_scope
+from app.jobs.task import TaskContext, execute_run
+from app.services.run_lifecycle import claim_next_run
+
+log = logging.getLogger(__name__)
+
+
+def make_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_main(settings: Settings, stop: Event, parent_pid: int, threads: int) -> None:
+    """Entry point of a worker process started by the embedded runner."""
+    # Ctrl+C in a terminal reaches the whole process group: the server decides when workers
+    # stop. A SIGTERM sent to the group means the same as a graceful shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    # Concurrent runs must not fight for cores: each worker gets its share.
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    worker_id = make_worker_id()
+
+    def exit_if_orphaned() -> None:
+        # The server died (SIGKILL, OOM): vanish as it did, leaving recovery to its next start.
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    ctx = TaskContext(
+        session_factory=factory,
+        models_store=settings.models_store,
+        worker_id=worker_id,
+        report_interval_s=settings.progress_interval_s,
+        should_release=stop.is_set,
+        on_report=exit_if_orphaned,
+    )
+    try:
+        while not stop.is_set():
+            exit_if_orphaned()
+            with session_scope(factory) as session:
+                run_id = claim_next_run(session, worker_id)
+            if run_id is None:
+                stop.wait(settings.poll_interval_s)
+                continue
+            log.info("worker %s training run %s", worker_id, run_id)
+            execute_run(run_id, ctx)
+    finally:
+        engine.dispose()

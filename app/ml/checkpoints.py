@@ -1,0 +1,88 @@
+"""Checkpoint files: written atomically, named by the server, loaded only after a hash check.
+
+A checkpoint holds everything needed to rebuild the model and continue training from the file
+alone: model and optimizer state, epochs done, the run's configuration and the RNG states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_FORMAT = 1
+TMP_SUFFIX = ".tmp"
+
+
+class CheckpointError(Exception):
+    """A checkpoint file is missing, does not match its recorded hash, or cannot be read."""
+
+
+def run_folder_name(run_id: int) -> str:
+    return f"run-{int(run_id)}"
+
+
+def checkpoint_relpath(run_id: int, epoch: int) -> str:
+    """Where a run's checkpoint lives, relative to the store: built from integers only."""
+    return f"{run_folder_name(run_id)}/epoch-{int(epoch):09d}.pt"
+
+
+def to_cpu(value: Any) -> Any:
+    """A copy of nested state with every tensor on the CPU, so any machine can load it."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(to_cpu(item) for item in value)
+    return value
+
+
+def write_checkpoint(store: Path, relpath: str, state: dict[str, Any]) -> tuple[str, int]:
+    """Write atomically (temporary file, fsync, rename); return (sha256, size in bytes)."""
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
+    data = buffer.getvalue()
+    path = store / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}{TMP_SUFFIX}")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def read_checkpoint_bytes(store: Path, relpath: str, sha256: str) -> bytes:
+    path = store / relpath
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint file {relpath} is missing") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise CheckpointError(
+            f"checkpoint file {relpath} does not match its recorded sha256; refusing to load it"
+        )
+    return data
+
+
+def load_checkpoint(store: Path, relpath: str, sha256: str) -> dict[str, Any]:
+    """Load with `weights_only=True` after the hash matches: no pickled code ever runs."""
+    data = read_checkpoint_bytes(store, relpath, sha256)
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint file {relpath} cannot be read: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint file {relpath} is not a checkpoint of this service")
+    return state

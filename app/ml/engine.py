@@ -1,0 +1,212 @@
+"""The training loop: the tutorial's loop, made resumable, observable and stoppable.
+
+It knows nothing of HTTP or databases. It takes a config, the points and a device, and reports
+through callbacks: per-epoch losses in batches (one host sync per batch, not per step), and
+checkpoint states. The loss of epoch `e` is the full-data loss computed before that epoch's
+update, exactly what the tutorial prints as `Epoch e, Loss: ...`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from app.ml.architectures import NetworkSpec, build_network
+from app.ml.checkpoints import to_cpu
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+# Most epochs whose losses are held on the device between two reports.
+LOSS_BUFFER_EPOCHS = 4096
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    network: NetworkSpec
+    epochs: int  # optimizer passes in all; the tutorial's loop is 20001
+    learning_rate: float = 0.003  # the tutorial's Adam learning rate
+    optimizer: str = "adam"  # adam (default betas, as the tutorial), sgd or rmsprop
+    momentum: float = 0.0  # for sgd and rmsprop
+    batch_size: int | None = None  # None: full batch, as the tutorial; else shuffled mini-batches
+    seed: int = 0  # seeds the weights, the validation split and the shuffling
+    validation_split: float = 0.0  # fraction held out; its loss is recorded too
+    checkpoint_every: int = 1000  # epochs between checkpoints (one is always written at the end)
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["network"] = self.network.as_dict()
+        return values
+
+
+class Callbacks(Protocol):
+    def on_progress(
+        self, first_epoch: int, losses: list[float], val_losses: list[float] | None
+    ) -> bool:
+        """Losses of epochs first_epoch, first_epoch + 1, ...; return False to stop training."""
+        ...
+
+    def on_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
+        """A checkpoint after `epoch` epochs; `state` holds CPU tensors and plain values."""
+        ...
+
+
+@dataclass
+class TrainResult:
+    outcome: Literal["completed", "stopped", "diverged"]
+    epochs_done: int
+    final_loss: float | None = None
+    final_val_loss: float | None = None
+    accuracy: float | None = None
+    diverged_at: int | None = None
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded hold-out: (training indices, validation indices)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    held_out = round(n * fraction) if fraction > 0 else 0
+    if fraction > 0:
+        held_out = min(max(held_out, 1), n - 1)
+    return order[held_out:].sort().values, order[:held_out].sort().values
+
+
+def make_optimizer(config: TrainConfig, parameters: Any) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.learning_rate)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=config.learning_rate, momentum=config.momentum)
+    raise ValueError(f"optimizer {config.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+
+
+def first_non_finite(values: list[float]) -> int | None:
+    for index, value in enumerate(values):
+        if not math.isfinite(value):
+            return index
+    return None
+
+
+def train(
+    config: TrainConfig,
+    points: NDArray[np.float64],
+    device: torch.device,
+    callbacks: Callbacks,
+    *,
+    resume: dict[str, Any] | None = None,
+    report_interval_s: float = 0.25,
+) -> TrainResult:
+    """Train until `config.epochs` epochs are done, a callback says stop, or the loss diverges."""
+    torch.manual_seed(config.seed)
+    model = build_network(config.network).to(device)
+    optimizer = make_optimizer(config, model.parameters())
+    shuffle = torch.Generator().manual_seed(config.seed + 1)
+    start = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        shuffle.set_state(resume["rng"]["shuffle"])
+        torch.set_rng_state(resume["rng"]["torch"])
+        start = int(resume["epoch"])
+
+    data = torch.as_tensor(points, dtype=torch.float32)
+    train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
+    x_train, y_train = data[train_idx, :2].to(device), data[train_idx, 2:].to(device)
+    x_val, y_val = data[val_idx, :2].to(device), data[val_idx, 2:].to(device)
+    validating = len(val_idx) > 0
+    n_train = len(train_idx)
+    batch_size = config.batch_size if config.batch_size and config.batch_size < n_train else None
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    losses = torch.empty(LOSS_BUFFER_EPOCHS, device=device)
+    val_losses = torch.empty(LOSS_BUFFER_EPOCHS, device=device) if validating else None
+    pending = 0  # epochs in the buffers not yet reported
+    last_report = time.monotonic()
+    reported: list[float] = []  # the latest reported losses, for the result
+
+    def state(epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "config": config.as_dict(),
+            "model": to_cpu(model.state_dict()),
+            "optimizer": to_cpu(optimizer.state_dict()),
+            "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+        }
+
+    def report(epoch_after: int) -> tuple[bool, int | None]:
+        """Send pending losses; (go on?, the epoch the loss diverged at, if it did)."""
+        nonlocal pending, last_report
+        first = epoch_after - pending
+        values = losses[:pending].tolist()
+        val_values = val_losses[:pending].tolist() if val_losses is not None else None
+        pending = 0
+        last_report = time.monotonic()
+        bad = first_non_finite(values)
+        if bad is None and val_values is not None:
+            bad = first_non_finite(val_values)
+        if bad is not None:
+            callbacks.on_progress(first, values[:bad], val_values[:bad] if val_values else None)
+            return False, first + bad
+        reported[:] = values[-1:] + (val_values[-1:] if val_values else [])
+        return callbacks.on_progress(first, values, val_values), None
+
+    model.train()
+    for epoch in range(start, config.epochs):
+        if val_losses is not None:
+            with torch.no_grad():
+                val_losses[pending] = loss_fn(model(x_val), y_val)
+        if batch_size is None:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x_train), y_train)
+            loss.backward()
+            optimizer.step()
+            losses[pending] = loss.detach()
+        else:
+            total = torch.zeros((), device=device)
+            order = torch.randperm(n_train, generator=shuffle).to(device)
+            for begin in range(0, n_train, batch_size):
+                batch = order[begin : begin + batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x_train[batch]), y_train[batch])
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * len(batch)
+            losses[pending] = total / n_train
+        pending += 1
+        done = epoch + 1
+        checkpoint_due = done % config.checkpoint_every == 0 or done == config.epochs
+        if (
+            checkpoint_due
+            or pending == LOSS_BUFFER_EPOCHS
+            or time.monotonic() - last_report >= report_interval_s
+        ):
+            go_on, diverged_at = report(done)
+            if diverged_at is not None:
+                return TrainResult(
+                    "diverged", diverged_at, diverged_at=diverged_at, device=str(device)
+                )
+            if checkpoint_due or not go_on:
+                callbacks.on_checkpoint(done, state(done))
+            if not go_on:
+                return TrainResult("stopped", done, device=str(device))
+
+    # The last epoch always reports and checkpoints inside the loop (checkpoint_due).
+    model.eval()
+    with torch.inference_mode():
+        x_all, y_all = data[:, :2].to(device), data[:, 2:].to(device)
+        accuracy = ((model(x_all) > 0).float() == y_all).float().mean().item()
+    return TrainResult(
+        "completed",
+        max(config.epochs, start),
+        final_loss=reported[0] if reported else None,
+        final_val_loss=reported[1] if len(reported) > 1 else None,
+        accuracy=accuracy,
+        device=str(device),
+    )

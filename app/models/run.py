@@ -1,0 +1,124 @@
+"""Training runs, their per-epoch loss history, and their checkpoint files."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, UTCDateTime, utcnow
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def ended(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+RUN_STATUSES = tuple(status.value for status in RunStatus)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
+        CheckConstraint("epochs > 0", name="epochs_positive"),
+        CheckConstraint("epoch >= 0", name="epoch_not_negative"),
+        Index("ix_runs_status_id", "status", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="RESTRICT"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED.value)
+    # The configuration, as asked for (with the drawn seed filled in).
+    architecture: Mapped[str] = mapped_column(String(16))
+    hidden_layers: Mapped[list[int]] = mapped_column(JSON)
+    activation: Mapped[str] = mapped_column(String(16))
+    parameter_count: Mapped[int] = mapped_column(Integer)
+    epochs: Mapped[int] = mapped_column(Integer)  # total optimizer steps the run aims for
+    learning_rate: Mapped[float] = mapped_column(Float)
+    optimizer: Mapped[str] = mapped_column(String(16))
+    momentum: Mapped[float] = mapped_column(Float, default=0.0)
+    batch_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seed: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(16))
+    validation_split: Mapped[float] = mapped_column(Float, default=0.0)
+    checkpoint_every: Mapped[int] = mapped_column(Integer)
+    log_every: Mapped[int] = mapped_column(Integer)
+    # Progress and outcome.
+    epoch: Mapped[int] = mapped_column(Integer, default=0)  # epochs (steps) done
+    device_used: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    loss: Mapped[float | None] = mapped_column(Float, nullable=True)  # latest recorded loss
+    val_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    final_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Coordination between the API, the runner and the workers, all through this row.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture,
+            "hidden_layers": list(self.hidden_layers),
+            "activation": self.activation,
+            "learning_rate": self.learning_rate,
+            "optimizer": self.optimizer,
+            "momentum": self.momentum,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "validation_split": self.validation_split,
+        }
+
+
+class RunHistory(Base):
+    """The loss of one epoch: the full-data loss before that epoch's updates, as the tutorial."""
+
+    __tablename__ = "run_history"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loss: Mapped[float] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_checkpoints_run_id_epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)  # epochs done when it was written
+    # Relative to the models store; always built by the server from the run id and epoch.
+    path: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

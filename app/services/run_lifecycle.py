@@ -1,0 +1,248 @@
+"""What workers and the runner do to runs: claim, report, checkpoint, finish, recover.
+
+Every write a worker makes is guarded by `worker_id` and status `running`, so a worker that has
+lost its claim (its run was re-queued, cancelled or deleted) changes nothing and stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.ml.architectures import NetworkSpec
+from app.ml.engine import TrainConfig
+from app.models import Checkpoint, Dataset, Run, RunHistory, RunStatus
+from app.models.base import utcnow
+from app.services.datasets import points_from_blob
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    epoch: int
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything a worker needs to train a claimed run, read in one transaction."""
+
+    run_id: int
+    config: TrainConfig
+    device: str
+    points: Any  # NDArray[np.float64], (n, 3)
+    resume_from: CheckpointRef | None
+
+
+@dataclass(frozen=True)
+class ProgressAck:
+    owned: bool  # False: the run is no longer this worker's to train
+    cancel_requested: bool
+
+
+def _owned(run_id: int, worker_id: str) -> Any:
+    return (Run.id == run_id) & (Run.worker_id == worker_id) & (Run.status == RunStatus.RUNNING)
+
+
+def claim_next_run(session: Session, worker_id: str) -> int | None:
+    """Atomically take the oldest queued run; two workers never get the same one."""
+    now = utcnow()
+    oldest = (
+        select(Run.id)
+        .where(Run.status == RunStatus.QUEUED)
+        .order_by(Run.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    claimed = session.execute(
+        update(Run)
+        .where(Run.id == oldest, Run.status == RunStatus.QUEUED)
+        .values(
+            status=RunStatus.RUNNING,
+            worker_id=worker_id,
+            heartbeat_at=now,
+            started_at=func.coalesce(Run.started_at, now),
+        )
+        .returning(Run.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return claimed
+
+
+def prepare_job(session: Session, run_id: int, worker_id: str) -> TrainingJob | None:
+    """Read the claimed run; drop history past the checkpoint it resumes from."""
+    run = session.get(Run, run_id)
+    if run is None or run.worker_id != worker_id or run.status != RunStatus.RUNNING:
+        return None
+    latest = session.scalars(
+        select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.epoch.desc())
+    ).first()
+    resume_epoch = latest.epoch if latest is not None else 0
+    session.execute(
+        delete(RunHistory).where(RunHistory.run_id == run_id, RunHistory.epoch >= resume_epoch)
+    )
+    last = session.execute(
+        select(RunHistory.loss, RunHistory.val_loss)
+        .where(RunHistory.run_id == run_id)
+        .order_by(RunHistory.epoch.desc())
+        .limit(1)
+    ).first()
+    run.epoch = resume_epoch
+    run.loss, run.val_loss = (last[0], last[1]) if last is not None else (None, None)
+    dataset_points = session.scalar(select(Dataset.points).where(Dataset.id == run.dataset_id))
+    assert dataset_points is not None
+    config = TrainConfig(
+        network=NetworkSpec(run.architecture, tuple(run.hidden_layers), run.activation),
+        epochs=run.epochs,
+        learning_rate=run.learning_rate,
+        optimizer=run.optimizer,
+        momentum=run.momentum,
+        batch_size=run.batch_size,
+        seed=run.seed,
+        validation_split=run.validation_split,
+        checkpoint_every=run.checkpoint_every,
+    )
+    resume = CheckpointRef(latest.epoch, latest.path, latest.sha256) if latest is not None else None
+    return TrainingJob(run_id, config, run.device, points_from_blob(dataset_points), resume)
+
+
+def set_device_used(session: Session, run_id: int, worker_id: str, device: str) -> None:
+    session.execute(update(Run).where(_owned(run_id, worker_id)).values(device_used=device))
+
+
+def record_progress(
+    session: Session,
+    run_id: int,
+    worker_id: str,
+    first_epoch: int,
+    losses: list[float],
+    val_losses: list[float] | None,
+) -> ProgressAck:
+    """Heartbeat, progress and a batch of per-epoch losses, in one short transaction."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if losses:
+        values |= {"epoch": first_epoch + len(losses), "loss": losses[-1]}
+        if val_losses:
+            values["val_loss"] = val_losses[-1]
+    result = session.execute(
+        update(Run)
+        .where(_owned(run_id, worker_id))
+        .values(**values)
+        .returning(Run.cancel_requested)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if result is None:
+        return ProgressAck(owned=False, cancel_requested=False)
+    if losses:
+        session.execute(
+            insert(RunHistory),
+            [
+                {
+                    "run_id": run_id,
+                    "epoch": first_epoch + offset,
+                    "loss": loss,
+                    "val_loss": val_losses[offset] if val_losses else None,
+                }
+                for offset, loss in enumerate(losses)
+            ],
+        )
+    return ProgressAck(owned=True, cancel_requested=bool(result[0]))
+
+
+def record_checkpoint(
+    session: Session, run_id: int, worker_id: str, epoch: int, path: str, sha256: str, size: int
+) -> bool:
+    if session.scalar(select(Run.id).where(_owned(run_id, worker_id))) is None:
+        return False
+    session.execute(
+        delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.epoch == epoch)
+    )
+    session.add(Checkpoint(run_id=run_id, epoch=epoch, path=path, sha256=sha256, size_bytes=size))
+    session.flush()
+    return True
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    worker_id: str,
+    status: RunStatus,
+    *,
+    accuracy: float | None = None,
+    error: str | None = None,
+) -> bool:
+    """End a run this worker holds; its final loss is the last recorded one."""
+    last_loss = session.scalar(
+        select(RunHistory.loss)
+        .where(RunHistory.run_id == run_id)
+        .order_by(RunHistory.epoch.desc())
+        .limit(1)
+    )
+    result = session.execute(
+        update(Run)
+        .where(_owned(run_id, worker_id))
+        .values(
+            status=status,
+            final_loss=last_loss,
+            accuracy=accuracy,
+            error=error,
+            worker_id=None,
+            cancel_requested=False,
+            finished_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_run(session: Session, run_id: int, worker_id: str) -> bool:
+    """Hand a run back to the queue on a graceful shutdown; it resumes from its checkpoint."""
+    result = session.execute(
+        update(Run)
+        .where(_owned(run_id, worker_id))
+        .values(status=RunStatus.QUEUED, worker_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def recover_orphaned_runs(
+    session: Session,
+    *,
+    is_orphaned: Callable[[str | None, datetime | None], bool],
+    max_restarts: int,
+) -> list[int]:
+    """Re-queue running runs whose worker is gone, or fail them after too many restarts."""
+    recovered = []
+    for run in session.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
+        if not is_orphaned(run.worker_id, run.heartbeat_at):
+            continue
+        recovered.append(run.id)
+        lost = f"its worker ({run.worker_id}) stopped"
+        if run.restarts >= max_restarts:
+            run.status = RunStatus.FAILED
+            run.error = (
+                f"{lost} and it was already restarted {run.restarts} time(s); "
+                f"giving up after PC_MAX_RESTARTS={max_restarts}"
+            )
+            run.finished_at = utcnow()
+            run.final_loss = run.loss
+        elif run.cancel_requested:
+            run.status = RunStatus.CANCELLED
+            run.finished_at = utcnow()
+            run.final_loss = run.loss
+        else:
+            run.status = RunStatus.QUEUED
+            run.restarts += 1
+        run.worker_id = None
+    session.flush()
+    return recovered
+
+
+def stale_before(timeout_s: float) -> datetime:
+    return utcnow() - timedelta(seconds=timeout_s)

@@ -1,0 +1,218 @@
+"""Runs as the API sees them: create, list, read, cancel, resume, delete, logs, checkpoints."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from pathlib import Path
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.ml.architectures import InvalidArchitecture, network_spec, parameter_count
+from app.ml.checkpoints import CheckpointError, read_checkpoint_bytes, run_folder_name
+from app.ml.devices import DeviceUnavailable, resolve_device
+from app.models import Checkpoint, Dataset, Run, RunHistory, RunStatus
+from app.models.base import utcnow
+from app.schemas.runs import MAX_CHECKPOINTS, CheckpointPublic, RunCreate, RunPublic
+from app.services.datasets import get_dataset_id
+
+
+def _public(run: Run, dataset_name: str) -> RunPublic:
+    return RunPublic.model_validate(
+        {
+            **{
+                column: getattr(run, column)
+                for column in RunPublic.model_fields
+                if hasattr(run, column)
+            },
+            "dataset": dataset_name,
+        }
+    )
+
+
+def _find(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"no run with id {run_id}")
+    return run
+
+
+def _dataset_name(session: Session, dataset_id: int) -> str:
+    name = session.scalar(select(Dataset.name).where(Dataset.id == dataset_id))
+    assert name is not None
+    return name
+
+
+def create_run(session: Session, request: RunCreate) -> RunPublic:
+    try:
+        dataset_id = get_dataset_id(session, request.dataset)
+    except NotFound as exc:
+        raise InvalidInput(f"dataset: {exc.detail}") from None
+    try:
+        spec = network_spec(request.architecture, request.hidden_layers, request.activation)
+        resolve_device(request.device)
+    except (InvalidArchitecture, DeviceUnavailable) as exc:
+        raise InvalidInput(str(exc)) from None
+    checkpoints = request.epochs // request.checkpoint_every
+    if checkpoints > MAX_CHECKPOINTS:
+        raise InvalidInput(
+            f"checkpoint_every: {request.checkpoint_every} would write {checkpoints} checkpoints "
+            f"over {request.epochs} epochs; at most {MAX_CHECKPOINTS} are kept per run"
+        )
+    if request.validation_split > 0:
+        n_points = session.scalar(select(Dataset.n_points).where(Dataset.id == dataset_id)) or 0
+        if round(n_points * request.validation_split) < 1 or n_points < 2:
+            raise InvalidInput(
+                f"validation_split: {request.validation_split} of {n_points} points holds out "
+                "no point; use a larger split or a larger dataset"
+            )
+    run = Run(
+        dataset_id=dataset_id,
+        status=RunStatus.QUEUED,
+        architecture=spec.architecture,
+        hidden_layers=list(spec.hidden_layers),
+        activation=spec.activation,
+        parameter_count=parameter_count(spec),
+        epochs=request.epochs,
+        learning_rate=request.learning_rate,
+        optimizer=request.optimizer,
+        momentum=request.momentum,
+        batch_size=request.batch_size,
+        seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
+        device=request.device,
+        validation_split=request.validation_split,
+        checkpoint_every=request.checkpoint_every,
+        log_every=request.log_every,
+        epoch=0,
+        cancel_requested=False,
+        restarts=0,
+    )
+    session.add(run)
+    session.flush()
+    return _public(run, _dataset_name(session, dataset_id))
+
+
+def get_run(session: Session, run_id: int) -> RunPublic:
+    run = _find(session, run_id)
+    return _public(run, _dataset_name(session, run.dataset_id))
+
+
+def list_runs(
+    session: Session,
+    *,
+    status: str | None,
+    dataset: str | None,
+    architecture: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[RunPublic], int]:
+    query = select(Run, Dataset.name).join(Dataset, Dataset.id == Run.dataset_id)
+    if status is not None:
+        query = query.where(Run.status == status)
+    if dataset is not None:
+        query = query.where(Run.dataset_id == get_dataset_id(session, dataset))
+    if architecture is not None:
+        query = query.where(Run.architecture == architecture)
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(Run.id.desc()).limit(limit).offset(offset)).all()
+    return [_public(run, name) for run, name in rows], count
+
+
+def cancel_run(session: Session, run_id: int) -> RunPublic:
+    """A queued run is cancelled at once; a running one is flagged and its worker stops."""
+    run = _find(session, run_id)
+    if RunStatus(run.status).ended:
+        raise Conflict(f"run {run_id} has already ended ({run.status}); nothing to cancel")
+    if run.status == RunStatus.QUEUED:
+        run.status = RunStatus.CANCELLED
+        run.finished_at = utcnow()
+    else:
+        run.cancel_requested = True
+    session.flush()
+    return _public(run, _dataset_name(session, run.dataset_id))
+
+
+def latest_checkpoint_epoch(session: Session, run_id: int) -> int | None:
+    return session.scalar(select(func.max(Checkpoint.epoch)).where(Checkpoint.run_id == run_id))
+
+
+def resume_run(session: Session, run_id: int, epochs: int) -> RunPublic:
+    """Queue an ended run to continue from its last checkpoint for `epochs` more."""
+    run = _find(session, run_id)
+    if not RunStatus(run.status).ended:
+        raise Conflict(f"run {run_id} is {run.status}; only an ended run can be resumed")
+    start = latest_checkpoint_epoch(session, run_id)
+    if start is None:
+        raise Conflict(f"run {run_id} has no checkpoint to resume from")
+    run.epochs = start + epochs
+    run.status = RunStatus.QUEUED
+    run.cancel_requested = False
+    run.error = None
+    run.final_loss = None
+    run.accuracy = None
+    run.finished_at = None
+    session.flush()
+    return _public(run, _dataset_name(session, run.dataset_id))
+
+
+def delete_run(session: Session, run_id: int, models_store: Path) -> None:
+    """Remove the run, its history and its files. A worker still on it stops at its next
+    report, since its guarded writes no longer match a row."""
+    run = _find(session, run_id)
+    session.execute(delete(RunHistory).where(RunHistory.run_id == run_id))
+    session.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id))
+    session.delete(run)
+    session.flush()
+    shutil.rmtree(models_store / run_folder_name(run_id), ignore_errors=True)
+
+
+def run_log(session: Session, run_id: int) -> str:
+    """The tutorial's output: `Epoch n, Loss: x` every log_every epochs and at the last."""
+    run = _find(session, run_id)
+    rows = session.execute(
+        select(RunHistory.epoch, RunHistory.loss)
+        .where(RunHistory.run_id == run_id)
+        .where((RunHistory.epoch % run.log_every == 0) | (RunHistory.epoch == run.epochs - 1))
+        .order_by(RunHistory.epoch)
+    ).all()
+    return "".join(f"Epoch {epoch}, Loss: {loss!r}\n" for epoch, loss in rows)
+
+
+def list_checkpoints(session: Session, run_id: int) -> list[CheckpointPublic]:
+    _find(session, run_id)
+    rows = session.scalars(
+        select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.epoch)
+    ).all()
+    return [
+        CheckpointPublic(
+            epoch=c.epoch, sha256=c.sha256, size_bytes=c.size_bytes, created_at=c.created_at
+        )
+        for c in rows
+    ]
+
+
+def checkpoint_bytes(session: Session, run_id: int, epoch: int, models_store: Path) -> bytes:
+    """One checkpoint file, found through the database and checked against its sha256."""
+    _find(session, run_id)
+    checkpoint = session.scalar(
+        select(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.epoch == epoch)
+    )
+    if checkpoint is None:
+        raise NotFound(f"run {run_id} has no checkpoint at epoch {epoch}")
+    try:
+        return read_checkpoint_bytes(models_store, checkpoint.path, checkpoint.sha256)
+    except CheckpointError as exc:
+        raise Conflict(str(exc)) from None
+
+
+def queue_depth(session: Session) -> dict[str, int]:
+    counts = dict(
+        session.execute(
+            select(Run.status, func.count())
+            .where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+            .group_by(Run.status)
+        ).all()
+    )
+    return {"queued": counts.get("queued", 0), "running": counts.get("running", 0)}

@@ -1,0 +1,214 @@
+"""The runs API in-process, with the runner off: the contract and every refusal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+SHORT = {"architecture": "simple", "epochs": 10}
+
+
+def create(client: TestClient, **body: Any) -> dict[str, Any]:
+    response = client.post("/runs", json={**SHORT, **body})
+    assert response.status_code == 202, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+def test_post_runs_queues_with_tutorial_defaults(client: TestClient) -> None:
+    response = client.post("/runs", json={})
+    assert response.status_code == 202
+    run = response.json()
+    assert response.headers["location"] == f"/runs/{run['id']}"
+    assert run["status"] == "queued"
+    assert run["dataset"] == "curve"
+    assert run["architecture"] == "complex"
+    assert run["hidden_layers"] == [128, 128]
+    assert run["activation"] == "relu"
+    assert run["parameter_count"] == 17025
+    assert run["epochs"] == 20000
+    assert run["epoch"] == 0
+    assert run["learning_rate"] == 0.003
+    assert run["optimizer"] == "adam"
+    assert run["batch_size"] is None
+    assert run["device"] == "auto"
+    assert run["checkpoint_every"] == 1000
+    assert run["log_every"] == 1000
+    assert isinstance(run["seed"], int)
+    for field in ("device_used", "final_loss", "accuracy", "error", "started_at", "finished_at"):
+        assert run[field] is None
+    assert client.get(f"/runs/{run['id']}").json() == run
+
+
+def test_a_seed_is_drawn_and_stored_when_not_given(client: TestClient) -> None:
+    seeds = {create(client)["seed"] for _ in range(5)}
+    assert len(seeds) > 1
+    assert create(client, seed=42)["seed"] == 42
+
+
+def test_mlp_records_its_shape_and_parameter_count(client: TestClient) -> None:
+    run = create(client, architecture="mlp", hidden_layers=[8, 4], activation="tanh")
+    assert run["hidden_layers"] == [8, 4]
+    assert run["activation"] == "tanh"
+    assert run["parameter_count"] == (2 * 8 + 8) + (8 * 4 + 4) + (4 + 1)
+    assert create(client, architecture="mlp")["hidden_layers"] == [64, 64]
+
+
+def test_architectures_lists_parameter_counts(client: TestClient) -> None:
+    counts = {a["name"]: a["parameter_count"] for a in client.get("/architectures").json()}
+    assert counts["simple"] == 3
+    assert counts["complex"] == 17025
+    assert "mlp" in counts
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"dataset": "nope"}, "dataset"),
+        ({"architecture": "transformer"}, "architecture"),
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": -3}, "epochs"),
+        ({"epochs": 10**9}, "epochs"),
+        ({"learning_rate": 0}, "learning_rate"),
+        ({"learning_rate": -0.1}, "learning_rate"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"seed": -1}, "seed"),
+        ({"device": "tpu"}, "device"),
+        ({"device": "cuda:x"}, "device"),
+        ({"validation_split": 0.9}, "validation_split"),
+        ({"checkpoint_every": 0}, "checkpoint_every"),
+        ({"log_every": 0}, "log_every"),
+        ({"architecture": "mlp", "hidden_layers": [2000]}, "hidden_layers"),
+        ({"architecture": "mlp", "hidden_layers": [0]}, "hidden_layers"),
+        ({"architecture": "mlp", "hidden_layers": [8] * 9}, "hidden_layers"),
+        ({"architecture": "mlp", "hidden_layers": []}, "hidden_layers"),
+        ({"architecture": "simple", "hidden_layers": [8]}, "hidden_layers"),
+        ({"architecture": "complex", "activation": "tanh"}, "activation"),
+        ({"architecture": "mlp", "activation": "swish"}, "activation"),
+        ({"epochs": 100000, "checkpoint_every": 1}, "checkpoint_every"),
+        ({"learning_rate": "fast"}, "learning_rate"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_run_requests_are_422_naming_the_field(
+    client: TestClient, body: dict[str, Any], field: str
+) -> None:
+    response = client.post("/runs", json={**SHORT, **body})
+    assert response.status_code == 422, response.text
+    assert field in str(response.json()["detail"])
+    assert client.get("/runs").json()["count"] == 0
+
+
+def test_cuda_where_there_is_none_says_what_is_available(client: TestClient) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        response = client.post("/runs", json={**SHORT, "device": "cuda:99"})
+        assert response.status_code == 422
+        assert "does not exist" in response.json()["detail"]
+        return
+    for device in ("cuda", "cuda:0", "cuda:3"):
+        response = client.post("/runs", json={**SHORT, "device": device})
+        assert response.status_code == 422
+        detail = response.json()["detail"]
+        assert "CUDA is not available" in detail
+        assert "available devices: cpu" in detail
+    assert client.post("/runs", json={**SHORT, "device": "cpu"}).status_code == 202
+
+
+def test_validation_split_that_holds_out_nothing_is_422(client: TestClient) -> None:
+    client.post(
+        "/datasets",
+        files={"file": ("two.csv", b"0.1,0.1,0\n0.9,0.9,1\n")},
+        data={"name": "two"},
+    )
+    response = client.post("/runs", json={**SHORT, "dataset": "two", "validation_split": 0.1})
+    assert response.status_code == 422
+    assert "validation_split" in response.json()["detail"]
+
+
+def test_list_runs_newest_first_with_filters(client: TestClient) -> None:
+    a = create(client, dataset="linear")
+    b = create(client, architecture="complex")
+    c = create(client, architecture="mlp", dataset="random")
+    body = client.get("/runs").json()
+    assert [r["id"] for r in body["data"]] == [c["id"], b["id"], a["id"]]
+    assert body["count"] == 3
+    assert [r["id"] for r in client.get("/runs?architecture=complex").json()["data"]] == [b["id"]]
+    assert [r["id"] for r in client.get("/runs?dataset=linear").json()["data"]] == [a["id"]]
+    linear_id = client.get("/datasets/linear").json()["id"]
+    assert client.get(f"/runs?dataset={linear_id}").json()["count"] == 1
+    assert client.get("/runs?status=queued&limit=1&offset=1").json()["data"][0]["id"] == b["id"]
+    assert client.get("/runs?status=succeeded").json()["count"] == 0
+    assert client.get("/runs?status=bogus").status_code == 422
+    assert client.get("/runs?dataset=nope").status_code == 404
+
+
+def test_unknown_run_is_404_everywhere(client: TestClient) -> None:
+    for method, path in [
+        ("GET", "/runs/999"),
+        ("GET", "/runs/999/log"),
+        ("GET", "/runs/999/checkpoints"),
+        ("GET", "/runs/999/checkpoints/0"),
+        ("POST", "/runs/999/cancel"),
+        ("DELETE", "/runs/999"),
+    ]:
+        response = client.request(method, path)
+        assert response.status_code == 404, (method, path)
+        assert "no run with id 999" in response.json()["detail"]
+    assert client.post("/runs/999/resume", json={"epochs": 5}).status_code == 404
+    assert client.get("/runs/0").status_code == 422
+    assert client.get("/runs/abc").status_code == 422
+
+
+def test_cancel_a_queued_run_then_cancel_again_is_409(client: TestClient) -> None:
+    run = create(client)
+    response = client.post(f"/runs/{run['id']}/cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["finished_at"] is not None
+    again = client.post(f"/runs/{run['id']}/cancel")
+    assert again.status_code == 409
+    assert "already ended (cancelled)" in again.json()["detail"]
+
+
+def test_resume_needs_an_ended_run_with_a_checkpoint(client: TestClient) -> None:
+    run = create(client)
+    response = client.post(f"/runs/{run['id']}/resume", json={"epochs": 5})
+    assert response.status_code == 409
+    assert "only an ended run" in response.json()["detail"]
+    client.post(f"/runs/{run['id']}/cancel")
+    response = client.post(f"/runs/{run['id']}/resume", json={"epochs": 5})
+    assert response.status_code == 409
+    assert "no checkpoint" in response.json()["detail"]
+    for bad in ({"epochs": 0}, {}, {"epochs": 5, "lr": 1}):
+        assert client.post(f"/runs/{run['id']}/resume", json=bad).status_code == 422
+
+
+def test_delete_run_then_404_and_dataset_is_free(client: TestClient) -> None:
+    client.post("/datasets/generate", json={"kind": "xor", "name": "mine"})
+    run = create(client, dataset="mine")
+    response = client.delete("/datasets/mine")
+    assert response.status_code == 409
+    assert "used by 1 run(s)" in response.json()["detail"]
+    assert client.delete(f"/runs/{run['id']}").status_code == 204
+    assert client.get(f"/runs/{run['id']}").status_code == 404
+    assert client.delete("/datasets/mine").status_code == 204
+
+
+def test_health_counts_the_queue(client: TestClient) -> None:
+    create(client)
+    create(client)
+    assert client.get("/health").json()["queue"] == {"queued": 2, "running": 0}
+
+
+def test_log_of_a_run_with_no_epochs_yet_is_empty_text(client: TestClient) -> None:
+    run = create(client)
+    response = client.get(f"/runs/{run['id']}/log")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == ""

@@ -1,0 +1,224 @@
+"""Real worker processes on a real SQLite file: concurrency, cancel, crashes, restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.core.config import Settings
+from app.main import create_app
+from app.models import Run
+from tests.live import LiveServer
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def run_status(client: TestClient | httpx.Client, run_id: int) -> dict[str, Any]:
+    response = client.get(f"/runs/{run_id}")
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def wait_ended(
+    client: TestClient | httpx.Client, run_id: int, timeout: float = 120
+) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        run = run_status(client, run_id)
+        return run if run["status"] in ("succeeded", "failed", "cancelled") else None
+
+    result: dict[str, Any] = wait_for(ended, timeout)
+    return result
+
+
+def assert_history_continuous(
+    client: TestClient | httpx.Client, run_id: int, epochs: int
+) -> list[str]:
+    """The log's epochs and the run's progress agree, with no gap and no repeat."""
+    log = client.get(f"/runs/{run_id}/log").text.splitlines()
+    run = run_status(client, run_id)
+    assert run["epoch"] == epochs
+    expected = [e for e in range(epochs) if e % run["log_every"] == 0 or e == epochs - 1]
+    assert [int(line.split(",")[0].removeprefix("Epoch ")) for line in log] == expected
+    return log
+
+
+@pytest.fixture
+def runner_settings(settings: Settings) -> Settings:
+    settings.runner_enabled = True
+    settings.workers = 2
+    settings.progress_interval_s = 0.1
+    settings.heartbeat_timeout_s = 5.0
+    return settings
+
+
+@pytest.fixture
+def runner_client(runner_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(runner_settings)) as client:
+        yield client
+
+
+def worker_pid_of(client: TestClient, run_id: int) -> int:
+    with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
+        worker_id = session.scalar(select(Run.worker_id).where(Run.id == run_id))
+    assert worker_id is not None
+    return int(worker_id.rpartition(":")[2])
+
+
+def test_two_runs_train_at_once_and_both_finish(runner_client: TestClient) -> None:
+    ids = [
+        runner_client.post(
+            "/runs", json={"architecture": "complex", "epochs": 1500, "seed": s}
+        ).json()["id"]
+        for s in (1, 2)
+    ]
+    wait_for(lambda: all(run_status(runner_client, i)["status"] == "running" for i in ids), 60)
+    runs = [wait_ended(runner_client, i) for i in ids]
+    for run in runs:
+        assert run["status"] == "succeeded", run
+        assert run["epoch"] == 1500
+        assert run["device_used"] == "cpu"
+        assert run["final_loss"] is not None
+        assert 0 < run["accuracy"] <= 1
+        assert run["final_loss"] == run["loss"]
+    assert_history_continuous(runner_client, ids[0], 1500)
+    checkpoints = runner_client.get(f"/runs/{ids[0]}/checkpoints").json()
+    assert [c["epoch"] for c in checkpoints] == [1000, 1500]
+    download = runner_client.get(f"/runs/{ids[0]}/checkpoints/1500")
+    assert download.status_code == 200
+    assert len(download.content) == checkpoints[1]["size_bytes"]
+    assert runner_client.get(f"/runs/{ids[0]}/checkpoints/1234").status_code == 404
+
+
+def test_cancel_a_running_run_keeps_history_and_checkpoint(runner_client: TestClient) -> None:
+    run_id = runner_client.post(
+        "/runs", json={"epochs": 200_000, "checkpoint_every": 100_000}
+    ).json()["id"]
+    wait_for(lambda: run_status(runner_client, run_id)["epoch"] > 50, 60)
+    asked = time.monotonic()
+    response = runner_client.post(f"/runs/{run_id}/cancel")
+    assert response.status_code == 200
+    run = wait_ended(runner_client, run_id, 30)
+    stopped_after = time.monotonic() - asked
+    assert run["status"] == "cancelled"
+    assert stopped_after < 10, f"took {stopped_after:.1f}s to stop"
+    epoch = run["epoch"]
+    assert 0 < epoch < 200_000
+    assert [c["epoch"] for c in runner_client.get(f"/runs/{run_id}/checkpoints").json()] == [epoch]
+    assert runner_client.get(f"/runs/{run_id}/log").text.startswith("Epoch 0, Loss: ")
+    assert runner_client.post(f"/runs/{run_id}/cancel").status_code == 409
+
+    # Resume continues the same history for the epochs asked.
+    response = runner_client.post(f"/runs/{run_id}/resume", json={"epochs": 300})
+    assert response.status_code == 202
+    assert response.json()["epochs"] == epoch + 300
+    run = wait_ended(runner_client, run_id)
+    assert run["status"] == "succeeded"
+    assert_history_continuous(runner_client, run_id, epoch + 300)
+
+
+def test_killed_worker_run_resumes_from_its_last_checkpoint(runner_client: TestClient) -> None:
+    run_id = runner_client.post(
+        "/runs", json={"epochs": 3000, "checkpoint_every": 200, "seed": 9}
+    ).json()["id"]
+    wait_for(lambda: run_status(runner_client, run_id)["epoch"] > 500, 60)
+    os.kill(worker_pid_of(runner_client, run_id), signal.SIGKILL)
+    wait_for(lambda: run_status(runner_client, run_id)["restarts"] == 1, 30)
+    run = wait_ended(runner_client, run_id)
+    assert run["status"] == "succeeded", run
+    assert run["restarts"] == 1
+    assert_history_continuous(runner_client, run_id, 3000)
+    epochs = [c["epoch"] for c in runner_client.get(f"/runs/{run_id}/checkpoints").json()]
+    assert epochs == list(range(200, 3001, 200))
+
+
+def test_deleting_a_running_run_stops_it_and_removes_its_files(
+    runner_client: TestClient, runner_settings: Settings
+) -> None:
+    run_id = runner_client.post("/runs", json={"epochs": 100_000, "checkpoint_every": 100}).json()[
+        "id"
+    ]
+    wait_for(lambda: runner_client.get(f"/runs/{run_id}/checkpoints").json(), 60)
+    assert runner_client.delete(f"/runs/{run_id}").status_code == 204
+    assert runner_client.get(f"/runs/{run_id}").status_code == 404
+    time.sleep(1.0)  # the worker notices at its next report and leaves nothing behind
+    assert not (runner_settings.models_store / f"run-{run_id}").exists()
+    assert runner_client.get("/health").json()["queue"] == {"queued": 0, "running": 0}
+
+
+def test_a_diverging_run_fails_with_the_epoch(runner_client: TestClient) -> None:
+    content = b"1e30,1e30,0\n-1e30,2e30,1\n3e30,-1e30,1\n"
+    runner_client.post("/datasets", files={"file": ("huge.csv", content)}, data={"name": "huge"})
+    run_id = runner_client.post(
+        "/runs",
+        json={
+            "dataset": "huge",
+            "architecture": "simple",
+            "epochs": 500,
+            "optimizer": "sgd",
+            "learning_rate": 1.0,
+        },
+    ).json()["id"]
+    run = wait_ended(runner_client, run_id)
+    assert run["status"] == "failed"
+    assert run["error"].startswith("loss diverged at epoch ")
+    assert "NaN" not in runner_client.get(f"/runs/{run_id}").text
+
+
+def test_server_killed_mid_run_resumes_on_restart(tmp_path: Path) -> None:
+    env = {"PC_WORKERS": "1", "PC_PROGRESS_INTERVAL_S": "0.1", "PC_HEARTBEAT_TIMEOUT_S": "5"}
+    server = LiveServer(tmp_path, **env)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            run_id = http.post(
+                "/runs", json={"epochs": 4000, "checkpoint_every": 250, "seed": 4}
+            ).json()["id"]
+            wait_for(lambda: run_status(http, run_id)["epoch"] > 600, 90)
+        server.kill()
+        # The new server finds the run orphaned and resumes it from its last checkpoint.
+        server = LiveServer(tmp_path, **env)
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            run = wait_ended(http, run_id, 180)
+            assert run["status"] == "succeeded", run
+            assert run["restarts"] == 1
+            assert_history_continuous(http, run_id, 4000)
+    finally:
+        server.stop()
+
+
+def test_orphaned_run_fails_with_a_reason_after_max_restarts(tmp_path: Path) -> None:
+    env = {"PC_WORKERS": "1", "PC_PROGRESS_INTERVAL_S": "0.1", "PC_MAX_RESTARTS": "0"}
+    server = LiveServer(tmp_path, **env)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            run_id = http.post("/runs", json={"epochs": 100_000}).json()["id"]
+            wait_for(lambda: run_status(http, run_id)["epoch"] > 10, 90)
+        server.kill()
+        server = LiveServer(tmp_path, **env)
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            run = wait_ended(http, run_id, 60)
+        assert run["status"] == "failed"
+        assert "PC_MAX_RESTARTS=0" in run["error"]
+    finally:
+        server.stop()

@@ -1,0 +1,211 @@
+"""The training engine on its own: the tutorial's numbers, determinism, resume, divergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from app.core.config import PROJECT_ROOT
+from app.ml.architectures import network_spec
+from app.ml.checkpoints import (
+    CheckpointError,
+    checkpoint_relpath,
+    load_checkpoint,
+    write_checkpoint,
+)
+from app.ml.datagen import Points
+from app.ml.engine import TrainConfig, train
+from app.ml.points_csv import parse_points_csv
+
+CPU = torch.device("cpu")
+
+
+class Recorder:
+    """Callbacks that keep everything, and can ask the engine to stop."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.losses: list[float] = []
+        self.val_losses: list[float] = []
+        self.checkpoints: dict[int, dict[str, Any]] = {}
+        self.stop_after = stop_after
+        self.first_epoch: int | None = None
+
+    def on_progress(
+        self, first_epoch: int, losses: list[float], val_losses: list[float] | None
+    ) -> bool:
+        if self.first_epoch is None:
+            self.first_epoch = first_epoch
+        assert first_epoch == self.first_epoch + len(self.losses), "reports must be contiguous"
+        self.losses += losses
+        self.val_losses += val_losses or []
+        return self.stop_after is None or first_epoch + len(losses) < self.stop_after
+
+    def on_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
+        self.checkpoints[epoch] = state
+
+
+def points(name: str, folder: Path = PROJECT_ROOT / "data") -> Points:
+    return parse_points_csv((folder / f"{name}.csv").read_bytes(), 10_000)
+
+
+def config(architecture: str = "complex", **values: Any) -> TrainConfig:
+    return TrainConfig(network=network_spec(architecture), **{"epochs": 200, **values})
+
+
+@pytest.mark.slow
+def test_simple_on_the_tutorial_curve_reaches_0_462983(tutorial_data: Path) -> None:
+    recorder = Recorder()
+    result = train(
+        config("simple", epochs=20001, seed=7), points("curve", tutorial_data), CPU, recorder
+    )
+    assert result.outcome == "completed"
+    assert len(recorder.losses) == 20001
+    assert round(recorder.losses[20000], 6) == 0.462983
+    assert result.final_loss == recorder.losses[-1]
+
+
+@pytest.mark.slow
+def test_complex_on_the_tutorial_curve_falls_well_under_0_05(tutorial_data: Path) -> None:
+    recorder = Recorder()
+    result = train(
+        config("complex", epochs=20001, seed=3), points("curve", tutorial_data), CPU, recorder
+    )
+    assert recorder.losses[0] == pytest.approx(0.69, abs=0.05)
+    assert recorder.losses[20000] < 0.05
+    assert result.accuracy is not None
+    assert result.accuracy > 0.97
+    assert sorted(recorder.checkpoints) == [*range(1000, 20001, 1000), 20001]
+
+
+def test_simple_is_convex_every_seed_reaches_the_same_loss() -> None:
+    data = points("linear")
+    finals = []
+    for seed in (1, 2):
+        recorder = Recorder()
+        train(config("simple", epochs=4000, seed=seed, learning_rate=0.05), data, CPU, recorder)
+        finals.append(recorder.losses[-1])
+    assert finals[0] == pytest.approx(finals[1], abs=1e-4)
+
+
+def test_same_seed_gives_the_same_history_bit_for_bit() -> None:
+    data = points("curve")
+    first, second, other = Recorder(), Recorder(), Recorder()
+    train(config(seed=11, validation_split=0.2), data, CPU, first)
+    train(config(seed=11, validation_split=0.2), data, CPU, second)
+    train(config(seed=12, validation_split=0.2), data, CPU, other)
+    assert first.losses == second.losses
+    assert first.val_losses == second.val_losses
+    assert first.losses != other.losses
+
+
+def test_resuming_from_a_checkpoint_continues_the_same_history() -> None:
+    data = points("curve")
+    straight = Recorder()
+    train(config(epochs=300, seed=5, checkpoint_every=100, batch_size=64), data, CPU, straight)
+    interrupted = Recorder(stop_after=150)
+    result = train(
+        config(epochs=300, seed=5, checkpoint_every=100, batch_size=64), data, CPU, interrupted
+    )
+    assert result.outcome == "stopped"
+    assert 100 in interrupted.checkpoints
+    resumed = Recorder()
+    train(
+        config(epochs=300, seed=5, checkpoint_every=100, batch_size=64),
+        data,
+        CPU,
+        resumed,
+        resume=interrupted.checkpoints[100],
+    )
+    assert resumed.first_epoch == 100
+    assert straight.losses[:100] + resumed.losses == straight.losses
+
+
+def test_stop_request_checkpoints_where_it_stopped() -> None:
+    recorder = Recorder(stop_after=1)
+    result = train(config(epochs=10_000), points("curve"), CPU, recorder, report_interval_s=0.0)
+    assert result.outcome == "stopped"
+    assert result.epochs_done == len(recorder.losses)
+    assert list(recorder.checkpoints) == [result.epochs_done]
+
+
+def test_exploding_loss_is_reported_as_diverged_without_non_finite_values() -> None:
+    huge = np.array([[1e30, 1e30, 0.0], [-1e30, 2e30, 1.0], [3e30, -1e30, 1.0]])
+    recorder = Recorder()
+    result = train(
+        config("simple", epochs=500, optimizer="sgd", learning_rate=1.0), huge, CPU, recorder
+    )
+    assert result.outcome == "diverged"
+    assert result.diverged_at is not None
+    assert len(recorder.losses) == result.diverged_at
+    assert all(np.isfinite(recorder.losses))
+    assert not recorder.checkpoints or max(recorder.checkpoints) <= result.diverged_at
+
+
+def test_mini_batches_and_validation_split_record_one_loss_per_epoch() -> None:
+    recorder = Recorder()
+    result = train(
+        config("mlp", epochs=50, batch_size=32, validation_split=0.25, optimizer="rmsprop"),
+        points("curve"),
+        CPU,
+        recorder,
+    )
+    assert result.outcome == "completed"
+    assert len(recorder.losses) == len(recorder.val_losses) == 50
+    assert result.final_val_loss == recorder.val_losses[-1]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "learning_rate", "momentum"),
+    [("adam", 0.003, 0.0), ("sgd", 0.1, 0.9), ("rmsprop", 0.003, 0.5)],
+)
+def test_every_optimizer_lowers_the_loss(
+    optimizer: str, learning_rate: float, momentum: float
+) -> None:
+    recorder = Recorder()
+    train(
+        config(epochs=300, optimizer=optimizer, learning_rate=learning_rate, momentum=momentum),
+        points("linear"),
+        CPU,
+        recorder,
+    )
+    assert recorder.losses[-1] < recorder.losses[0] - 0.1
+
+
+def test_checkpoint_round_trip_and_tampering_is_refused(tmp_path: Path) -> None:
+    recorder = Recorder()
+    train(config(epochs=20, checkpoint_every=10), points("curve"), CPU, recorder)
+    relpath = checkpoint_relpath(1, 20)
+    sha256, size = write_checkpoint(tmp_path, relpath, recorder.checkpoints[20])
+    assert (tmp_path / relpath).stat().st_size == size
+    assert not list(tmp_path.rglob("*.tmp"))
+    state = load_checkpoint(tmp_path, relpath, sha256)
+    assert state["epoch"] == 20
+    assert state["config"]["network"]["architecture"] == "complex"
+    assert torch.equal(state["model"]["0.weight"], recorder.checkpoints[20]["model"]["0.weight"])
+    (tmp_path / relpath).write_bytes((tmp_path / relpath).read_bytes() + b"x")
+    with pytest.raises(CheckpointError, match="does not match its recorded sha256"):
+        load_checkpoint(tmp_path, relpath, sha256)
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(tmp_path, checkpoint_relpath(1, 30), sha256)
+
+
+def test_a_pickle_that_runs_code_is_never_executed(tmp_path: Path) -> None:
+    import hashlib
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (Path.touch, (marker,))
+
+    payload = pickle.dumps({"format": 1, "model": Exploit()}, protocol=2)
+    (tmp_path / "run-1").mkdir()
+    (tmp_path / "run-1" / "evil.pt").write_bytes(payload)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(tmp_path, "run-1/evil.pt", hashlib.sha256(payload).hexdigest())
+    assert not marker.exists()

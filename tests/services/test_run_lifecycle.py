@@ -1,0 +1,89 @@
+"""Claiming and recovering runs against a real SQLite file, from several processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from app.core.config import Settings
+from app.core.db import make_engine, make_session_factory, session_scope
+from app.models import Run
+from app.models.base import utcnow
+from app.services.run_lifecycle import claim_next_run, recover_orphaned_runs
+
+
+def claim_all(database_url: str, worker_id: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    factory = make_session_factory(make_engine(database_url))
+    claimed = []
+    while True:
+        with session_scope(factory) as session:
+            run_id = claim_next_run(session, worker_id)
+        if run_id is None:
+            break
+        claimed.append(run_id)
+    out.put((worker_id, claimed))
+
+
+def test_concurrent_claimers_never_take_the_same_run(
+    client: TestClient, settings: Settings
+) -> None:
+    ids = [client.post("/runs", json={"epochs": 5}).json()["id"] for _ in range(40)]
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    processes = [
+        context.Process(target=claim_all, args=(settings.database_url, f"w{i}", out))
+        for i in range(4)
+    ]
+    for process in processes:
+        process.start()
+    results = [out.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(30)
+    claimed = [run_id for _, runs in results for run_id in runs]
+    assert sorted(claimed) == sorted(ids)  # every run once, none twice
+    for worker_id, runs in results:
+        for run_id in runs:
+            assert client.get(f"/runs/{run_id}").json()["status"] == "running"
+        assert runs == sorted(runs), f"{worker_id} claimed out of order"
+
+
+def test_claims_oldest_first(client: TestClient, settings: Settings) -> None:
+    ids = [client.post("/runs", json={"epochs": 5}).json()["id"] for _ in range(3)]
+    factory = make_session_factory(make_engine(settings.database_url))
+    with session_scope(factory) as session:
+        assert [claim_next_run(session, "w") for _ in range(4)] == [*ids, None]
+
+
+def test_recovery_requeues_then_fails_after_max_restarts(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    run_id = client.post("/runs", json={"epochs": 5}).json()["id"]
+    factory = make_session_factory(make_engine(settings.database_url))
+
+    def stale(_worker: str | None, heartbeat: object) -> bool:
+        return True
+
+    for attempt in range(3):
+        with session_scope(factory) as session:
+            assert claim_next_run(session, "gone:1") == run_id
+            session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(heartbeat_at=utcnow() - timedelta(minutes=5))
+            )
+        with session_scope(factory) as session:
+            assert recover_orphaned_runs(session, is_orphaned=stale, max_restarts=2) == [run_id]
+        run = client.get(f"/runs/{run_id}").json()
+        if attempt < 2:
+            assert run["status"] == "queued"
+            assert run["restarts"] == attempt + 1
+        else:
+            assert run["status"] == "failed"
+            assert "PC_MAX_RESTARTS=2" in run["error"]
+            assert run["finished_at"] is not None
+    with session_scope(factory) as session:
+        assert session.scalar(select(Run.worker_id).where(Run.id == run_id)) is None
