@@ -44,7 +44,12 @@ class LiveServer:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "app"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # its own process group, as under a terminal or `timeout`
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -66,6 +71,12 @@ class LiveServer:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+
+    def terminate_group(self, timeout: float = 60.0) -> int:
+        """SIGTERM to the server and its workers at once, as `timeout` or a terminal does."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGTERM)
+        return self.process.wait(timeout)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

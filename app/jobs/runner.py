@@ -49,7 +49,6 @@ class EmbeddedRunner:
         self.settings = settings
         self.session_factory = session_factory
         self.context = multiprocessing.get_context("spawn")
-        self.stop_event = self.context.Event()
         self.processes: list[SpawnProcess | None] = [None] * settings.worker_count
         self.threads = max(1, (os.cpu_count() or 1) // settings.worker_count)
         self.hostname = socket.gethostname()
@@ -76,7 +75,7 @@ class EmbeddedRunner:
     def _spawn(self, slot: int) -> None:
         process = self.context.Process(
             target=worker_main,
-            args=(self.settings, self.stop_event, os.getpid(), self.threads),
+            args=(self.settings, os.getpid(), self.threads),
             name=f"pc-worker-{slot}",
             daemon=True,
         )
@@ -110,12 +109,14 @@ class EmbeddedRunner:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Workers checkpoint their runs and hand them back to the queue, then exit."""
         self._halt.set()
-        self.stop_event.set()
         if self._supervisor is not None:
             self._supervisor.join(timeout_s)
-        for process in self.processes:
-            if process is not None:
-                process.join(timeout_s)
-                if process.is_alive():
-                    process.terminate()
-                    process.join(5)
+        running = [p for p in self.processes if p is not None and p.is_alive()]
+        for process in running:
+            process.terminate()  # SIGTERM: the worker's graceful stop
+        for process in running:
+            process.join(timeout_s)
+            if process.is_alive():
+                log.warning("worker %s did not stop within %ss; killing it", process.pid, timeout_s)
+                process.kill()
+                process.join(5)

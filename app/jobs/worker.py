@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 import socket
-from multiprocessing.synchronize import Event
+import time
 
 import torch
 
@@ -22,12 +22,28 @@ def make_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def worker_main(settings: Settings, stop: Event, parent_pid: int, threads: int) -> None:
-    """Entry point of a worker process started by the embedded runner."""
-    # Ctrl+C in a terminal reaches the whole process group: the server decides when workers
-    # stop. A SIGTERM sent to the group means the same as a graceful shutdown.
+class _StopFlag:
+    """Set from a signal handler, so it must take no lock: a plain attribute."""
+
+    requested = False
+
+    def request(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+
+    def is_set(self) -> bool:
+        return self.requested
+
+
+def worker_main(settings: Settings, parent_pid: int, threads: int) -> None:
+    """Entry point of a worker process started by the embedded runner.
+
+    SIGTERM asks for a graceful stop: the run in hand is checkpointed and handed back to the
+    queue. Ctrl+C in a terminal reaches the whole process group, so SIGINT is ignored here and
+    the server decides when its workers stop.
+    """
+    stop = _StopFlag()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGTERM, stop.request)
     # Concurrent runs must not fight for cores: each worker gets its share.
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
@@ -54,7 +70,7 @@ def worker_main(settings: Settings, stop: Event, parent_pid: int, threads: int) 
             with session_scope(factory) as session:
                 run_id = claim_next_run(session, worker_id)
             if run_id is None:
-                stop.wait(settings.poll_interval_s)
+                time.sleep(settings.poll_interval_s)
                 continue
             log.info("worker %s training run %s", worker_id, run_id)
             execute_run(run_id, ctx)

@@ -222,3 +222,28 @@ def test_orphaned_run_fails_with_a_reason_after_max_restarts(tmp_path: Path) -> 
         assert "PC_MAX_RESTARTS=0" in run["error"]
     finally:
         server.stop()
+
+
+def test_sigterm_checkpoints_running_runs_and_the_next_start_resumes_them(tmp_path: Path) -> None:
+    env = {"PC_WORKERS": "1", "PC_PROGRESS_INTERVAL_S": "0.1"}
+    server = LiveServer(tmp_path, **env)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            run_id = http.post("/runs", json={"epochs": 3000, "seed": 2}).json()["id"]
+            wait_for(lambda: run_status(http, run_id)["epoch"] > 300, 90)
+        # uvicorn re-raises the signal after its graceful shutdown: -15 is a clean exit here.
+        assert server.terminate_group() in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in server.log()
+        server = LiveServer(tmp_path, **env)
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            checkpoints = [c["epoch"] for c in http.get(f"/runs/{run_id}/checkpoints").json()]
+            assert checkpoints
+            assert checkpoints[-1] > 300  # written at shutdown, not only at 1000
+            run = wait_ended(http, run_id, 120)
+            assert run["status"] == "succeeded", run
+            assert run["restarts"] == 0  # handed back on purpose, not lost
+            assert_history_continuous(http, run_id, 3000)
+    finally:
+        server.stop()
