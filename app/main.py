@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.body_limit import BodySizeLimitMiddleware
-from app.api.routes import architectures, datasets, health, runs
+from app.api.routes import architectures, datasets, health, predict, results, runs
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory, session_scope
 from app.core.errors import install_error_handlers
 from app.core.migrate import ensure_sqlite_folder, upgrade_to_head
 from app.jobs.runner import EmbeddedRunner
 from app.services.datasets import register_builtin_datasets
+from app.services.results import ResultCaches
 
 DESCRIPTION = """
 Train small PyTorch classifiers on labelled 2D points, in the background, and see what they
@@ -55,12 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.result_caches = ResultCaches.create()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
     app.include_router(health.router)
     app.include_router(datasets.router)
     app.include_router(architectures.router)
     app.include_router(runs.router)
+    app.include_router(results.router)
+    app.include_router(predict.router)
     return app
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.services.results import ResultCaches
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -24,5 +25,11 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+def get_result_caches(request: Request) -> ResultCaches:
+    caches: ResultCaches = request.app.state.result_caches
+    return caches
+
+
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+CachesDep = Annotated[ResultCaches, Depends(get_result_caches)]

@@ -36,22 +36,29 @@ def _stack(x: NDArray[np.float64], y: NDArray[np.float64], label: NDArray[np.flo
     return np.column_stack([x, y, label]).astype(np.float64)
 
 
+def linear_boundary(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The tutorial's linear rule: label 1 above this line."""
+    return 0.8 * x + 0.1
+
+
+def curve_boundary(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The tutorial's curve rule, without its noise: label 1 above this curve."""
+    boundary: NDArray[np.float64] = (
+        0.3 * np.sin(10 * x) + 0.2 * np.cos(15 * x) + 0.1 * np.sin(20 * x) + 0.5
+    )
+    return boundary
+
+
 def linear(n: int, noise: float, rng: np.random.Generator) -> Points:
     """Label 1 above y = 0.8x + 0.1."""
     x, y = rng.random(n), rng.random(n)
-    return _stack(x, y, _band_flip(rng, y, 0.8 * x + 0.1, noise))
+    return _stack(x, y, _band_flip(rng, y, linear_boundary(x), noise))
 
 
 def curve(n: int, noise: float, rng: np.random.Generator) -> Points:
     """Label 1 above y = 0.3 sin(10x) + 0.2 cos(15x) + 0.1 sin(20x) + 0.5, a noisy boundary."""
     x, y = rng.random(n), rng.random(n)
-    boundary = (
-        0.3 * np.sin(10 * x)
-        + 0.2 * np.cos(15 * x)
-        + 0.1 * np.sin(20 * x)
-        + 0.5
-        + rng.normal(0.0, 0.02, n)
-    )
+    boundary = curve_boundary(x) + rng.normal(0.0, 0.02, n)
     return _stack(x, y, _band_flip(rng, y, boundary, noise))
 
 

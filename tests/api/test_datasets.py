@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
+from tests.images import decode_png, has_tutorial_red_and_blue, rgb_colours
 
 GOOD_ROWS = "1.0e-01,2.0e-01,0.0e+00\n3.0e-01,4.0e-01,1.0e+00\n5.0e-01,6.0e-01,1.0e+00\n"
 
@@ -270,19 +271,13 @@ def test_generate_more_than_max_points_is_422(settings: Settings) -> None:
 
 
 def test_plot_png_decodes(client: TestClient) -> None:
-    from tests.images import decode_png
-
     response = client.get("/datasets/curve/plot.png")
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
     image = decode_png(response.content)
     assert image.size == (600, 600)
-    colours = image.getcolors(maxcolors=1_000_000)
-    assert colours is not None
-    assert len(colours) > 2
-    rgb = [colour[:3] for _, colour in colours if isinstance(colour, tuple)]
-    assert any(r > 200 and g < 60 and b < 60 for r, g, b in rgb)  # label 0 red
-    assert any(b > 200 and r < 60 and g < 60 for r, g, b in rgb)  # label 1 blue
+    assert len(rgb_colours(image)) > 2
+    assert has_tutorial_red_and_blue(image)
     assert client.get("/datasets/nope/plot.png").status_code == 404
 
 

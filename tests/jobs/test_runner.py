@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -247,3 +248,26 @@ def test_sigterm_checkpoints_running_runs_and_the_next_start_resumes_them(tmp_pa
             assert_history_continuous(http, run_id, 3000)
     finally:
         server.stop()
+
+
+def test_events_stream_progress_until_the_run_ends(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.url, timeout=60) as http:
+        run_id = http.post("/runs", json={"architecture": "simple", "epochs": 6000}).json()["id"]
+        events: list[tuple[str, dict[str, Any]]] = []
+        with http.stream("GET", f"/runs/{run_id}/events") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            name = None
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: ") and name is not None:
+                    events.append((name, json.loads(line.removeprefix("data: "))))
+        # The stream ended by itself, when the run did.
+        statuses = [data["status"] for kind, data in events if kind == "status"]
+        assert statuses[-1] == "succeeded"
+        assert "running" in statuses
+        progress = [data for kind, data in events if kind == "progress"]
+        assert len(progress) >= 2
+        epochs = [data["epoch"] for data in progress]
+        assert epochs == sorted(epochs)
+        assert events[-1][1]["final_loss"] == run_status(http, run_id)["final_loss"]

@@ -16,10 +16,7 @@ FloatArray = NDArray[np.float64]
 
 
 def tutorial_boundary(kind: str, x: FloatArray) -> FloatArray:
-    if kind == "linear":
-        return 0.8 * x + 0.1
-    boundary: FloatArray = 0.3 * np.sin(10 * x) + 0.2 * np.cos(15 * x) + 0.1 * np.sin(20 * x) + 0.5
-    return boundary
+    return datagen.linear_boundary(x) if kind == "linear" else datagen.curve_boundary(x)
 
 
 def rule_agreement(points: FloatArray, kind: str) -> tuple[float, float]:

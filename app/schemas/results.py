@@ -1,0 +1,57 @@
+"""Bodies for history, predictions and progress events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_PREDICT_POINTS = 100_000
+
+Coordinate = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class HistoryPublic(BaseModel):
+    epoch: list[int]
+    loss: list[float]
+    val_loss: list[float | None] | None = Field(
+        default=None, description="present when the run holds out a validation split"
+    )
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"run_id": 1, "points": [[0.2, 0.9], [0.8, 0.1]]}]},
+    )
+
+    run_id: int = Field(ge=1, le=2**31 - 1)
+    points: list[tuple[Coordinate, Coordinate]] = Field(
+        min_length=1,
+        max_length=MAX_PREDICT_POINTS,
+        description=f"[x, y] pairs of finite numbers, 1 to {MAX_PREDICT_POINTS}",
+    )
+    epoch: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="a checkpointed epoch; null: the latest"
+    )
+
+
+class PredictPublic(BaseModel):
+    run_id: int
+    epoch: int = Field(description="the checkpoint's epoch the predictions come from")
+    probabilities: list[float] = Field(description="P(label 1) for each point")
+    labels: list[int] = Field(description="1 where the probability is over 0.5, else 0")
+
+
+class RunEventPublic(BaseModel):
+    """The data of a `progress` or `status` server-sent event."""
+
+    run_id: int
+    status: str
+    epoch: int
+    epochs: int
+    loss: float | None
+    val_loss: float | None
+    final_loss: float | None
+    accuracy: float | None
+    error: str | None

@@ -1,0 +1,100 @@
+"""The tutorial's two commands, run as a person runs them: in a subprocess."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from app.core.config import PROJECT_ROOT
+from tests.images import decode_png
+
+TUTORIAL_LINE = re.compile(r"^Epoch (\d+), Loss: (\S+)$")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_train_prints_exactly_the_tutorial_lines_and_saves_the_boundary(tmp_path: Path) -> None:
+    output = tmp_path / "boundary.png"
+    result = cli(
+        "train",
+        "data/curve.csv",
+        "simple",
+        "--epochs",
+        "2001",
+        "--log-every",
+        "500",
+        "--seed",
+        "4",
+        "-o",
+        str(output),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    matches = [TUTORIAL_LINE.match(line) for line in lines]
+    assert all(matches), lines
+    assert [int(m.group(1)) for m in matches if m] == [0, 500, 1000, 1500, 2000]
+    for match in matches:
+        assert match is not None
+        assert repr(float(match.group(2))) == match.group(2)  # Python's repr of the float
+    assert "seed: 4" in result.stderr
+    assert decode_png(output.read_bytes()).size == (600, 600)
+
+
+def test_train_field_style_and_mlp_flags(tmp_path: Path) -> None:
+    output = tmp_path / "field.png"
+    result = cli(
+        "train",
+        "data/linear.csv",
+        "mlp",
+        "--hidden-layers",
+        "16,16",
+        "--activation",
+        "tanh",
+        "--epochs",
+        "300",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+        "--momentum",
+        "0.9",
+        "--style",
+        "field",
+        "-o",
+        str(output),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("Epoch 299, Loss: ")
+    assert decode_png(output.read_bytes()).size == (800, 700)
+
+
+def test_dump_points_saves_the_scatter(tmp_path: Path) -> None:
+    output = tmp_path / "points.png"
+    result = cli("dump-points", "data/curve.csv", "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert decode_png(output.read_bytes()).size == (600, 600)
+
+
+def test_cli_refuses_bad_input_with_a_message(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0.1,0.2,0\n0.3,nan,1\n")
+    result = cli("train", str(bad), "simple")
+    assert result.returncode != 0
+    assert "row 2, column y: 'nan' is not a finite number" in result.stderr
+    result = cli("train", "missing.csv", "simple")
+    assert "cannot read missing.csv" in result.stderr
+    result = cli("train", "data/curve.csv", "mlp", "--hidden-layers", "5000")
+    assert "width 5000 is not allowed" in result.stderr
+    result = cli("train", "data/curve.csv", "huge")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
