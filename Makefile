@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 
-.PHONY: serve test lint bench clean-venv
+.PHONY: serve test lint clean-venv
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,6 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
-
-bench: $(STAMP)
-	$(BIN)/python -m bench
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from app.api.auth import require_api_key
 from app.api.body_limit import BodySizeLimitMiddleware
+from app.api.openapi import install_openapi
+from app.api.responses import errors
 from app.api.routes import architectures, datasets, health, predict, results, runs
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory, session_scope
@@ -16,6 +19,7 @@ from app.core.migrate import ensure_sqlite_folder, upgrade_to_head
 from app.jobs.runner import EmbeddedRunner
 from app.services.datasets import register_builtin_datasets
 from app.services.results import ResultCaches
+from app.services.storage import sweep_models_store
 
 DESCRIPTION = """
 Train small PyTorch classifiers on labelled 2D points, in the background, and see what they
@@ -30,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ensure_sqlite_folder(settings.database_url)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
         upgrade_to_head(engine)
         session_factory = make_session_factory(engine)
         with session_scope(session_factory) as session:
@@ -39,6 +43,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = session_factory
         runner = EmbeddedRunner(settings, session_factory) if settings.runner_enabled else None
+        if runner is not None:
+            runner.recover()  # orphaned runs go back to the queue before the sweep below
+        with session_scope(session_factory) as session:
+            sweep_models_store(session, settings.models_store)
         if runner is not None:
             runner.start()
         app.state.runner = runner
@@ -58,13 +66,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.result_caches = ResultCaches.create()
     install_error_handlers(app)
+    install_openapi(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
     app.include_router(health.router)
-    app.include_router(datasets.router)
-    app.include_router(architectures.router)
-    app.include_router(runs.router)
-    app.include_router(results.router)
-    app.include_router(predict.router)
+    for module in (datasets, architectures, runs, results, predict):
+        app.include_router(
+            module.router,
+            dependencies=[Depends(require_api_key)],
+            responses=errors(400, 401, 413, 503),
+        )
     return app
 
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
-from tests.live import LiveServer
+from scripts.live_server import LiveServer
 
 TUTORIAL_DATA = PROJECT_ROOT.parent / "shared" / "tutorial-data"
 

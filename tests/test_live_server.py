@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import httpx
 import pytest
 
 from app.core.config import PROJECT_ROOT
+from scripts.live_server import LiveServer
 from tests.images import decode_png
-from tests.live import LiveServer
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +132,46 @@ def test_lying_short_content_length_is_a_4xx_and_stores_nothing(
     status = int(answer.split()[1])
     assert 400 <= status < 500
     assert count(small_limit_server) == before
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_multipart_abuse_is_refused_quickly_without_memory_growth(live_server: LiveServer) -> None:
+    assert live_server.process is not None
+    url = f"{live_server.url}/datasets"
+    with httpx.Client(timeout=30) as http:
+        http.post(url, files={"file": ("w.csv", b"0.1,0.2,0\n0.3,0.4,1\n")}, data={"name": "warm"})
+        before = rss_kib(live_server.process.pid)
+        started = time.monotonic()
+        for _ in range(3):
+            # Thousands of parts.
+            parts = b"".join(
+                b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % i
+                for i in range(5000)
+            )
+            response = http.post(
+                url,
+                content=parts + b"--b--\r\n",
+                headers={"content-type": "multipart/form-data; boundary=b"},
+            )
+            assert 400 <= response.status_code < 500
+            # A filename of a megabyte in a part's headers.
+            huge = b"n" * 1_000_000
+            body = (
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="'
+                + huge
+                + b'.csv"\r\n\r\n0.1,0.2,0\n0.3,0.4,1\n\r\n--b--\r\n'
+            )
+            response = http.post(
+                url, content=body, headers={"content-type": "multipart/form-data; boundary=b"}
+            )
+            assert 400 <= response.status_code < 500
+        elapsed = time.monotonic() - started
+        after = rss_kib(live_server.process.pid)
+    assert elapsed < 30
+    assert after - before < 100 * 1024, f"server grew by {(after - before) // 1024} MiB"

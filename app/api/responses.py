@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ErrorPublic(BaseModel):
-    detail: str
+    detail: str | list[dict[str, Any]] = Field(
+        description="what was wrong and what is accepted; a list of field errors for a body or "
+        "parameter that does not match the schema"
+    )
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         400: "malformed request",
+        401: "missing or wrong API key (only when PC_API_KEY is set)",
         403: "not allowed",
         404: "not found",
         409: "conflicts with the current state",

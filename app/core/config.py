@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository root: built-in data and the default storage live beside the code, so the
@@ -39,8 +39,12 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(default=0.25, gt=0)
     # How many times an orphaned run is re-queued before it is marked failed.
     max_restarts: int = Field(default=3, ge=0)
-    # When set, every write needs `Authorization: Bearer <key>`.
-    api_key: str | None = None
+    # When set, every request that changes something needs `Authorization: Bearer <key>`.
+    api_key: SecretStr | None = None
+    # With an API key set: whether reads (GET) need it too.
+    protect_reads: bool = False
+    # How long an SQLite writer waits for the lock before the request is answered 503.
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
@@ -49,6 +53,13 @@ class Settings(BaseSettings):
     def _database_url_not_empty(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("PC_DATABASE_URL must not be empty")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # PC_API_KEY= (empty) means no key, not an empty key
         return value
 
     @property

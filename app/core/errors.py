@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
@@ -53,26 +59,58 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the API documents for a path; a literal path (`/datasets/generate`) is
+    its own resource, not an instance of a template beside it (`/datasets/{ref}`)."""
+    paths: dict[str, dict[str, Any]] = app.openapi().get("paths", {})
+    if path in paths:
+        return sorted(method.upper() for method in paths[path])
+    methods: set[str] = set()
+    for template, operations in paths.items():
+        if compile_path(template)[0].fullmatch(path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def service_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
-    async def database_busy(_request: Request, exc: Exception) -> JSONResponse:
-        # A lock held past busy_timeout is a temporary condition, not a server bug.
-        if "locked" in str(exc) or "busy" in str(exc):
-            return JSONResponse(
-                {"detail": "the database is busy; try again shortly"},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
-        raise exc
+    async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # A lock held past busy_timeout, or a database that went away, is a temporary
+        # condition: the client is told to retry, never shown a bare 500.
+        busy = "locked" in str(exc) or "busy" in str(exc)
+        log.warning("database operational error: %s", exc)
+        detail = "the database is busy" if busy else "the database is unavailable"
+        return JSONResponse(
+            {"detail": f"{detail}; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = json_safe(jsonable_encoder(exc.errors()))
         return JSONResponse({"detail": errors}, status_code=422)
 
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code != 405:
+            return await http_exception_handler(request, exc)
+        # Starlette names the methods of the first route that matched the path; a resource
+        # served by several routes (GET and DELETE /datasets/{ref}) allows all of theirs,
+        # read from the app's own OpenAPI paths.
+        allowed = allowed_methods(request.app, request.url.path)
+        return JSONResponse(
+            {
+                "detail": f"method {request.method} is not allowed here; allowed: {', '.join(allowed)}"
+            },
+            status_code=405,
+            headers={"Allow": ", ".join(allowed)},
+        )
+
     app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(StarletteHTTPException, method_not_allowed)
     app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(OperationalError, database_busy)
+    app.add_exception_handler(OperationalError, database_unavailable)

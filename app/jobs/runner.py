@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.core.processes import pid_alive
 from app.jobs.worker import worker_main
 from app.services.run_lifecycle import recover_orphaned_runs, stale_before
 
@@ -32,16 +33,6 @@ class Runner(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class EmbeddedRunner:
@@ -59,7 +50,7 @@ class EmbeddedRunner:
         if worker_id is None or heartbeat_at is None:
             return True
         host, _, pid = worker_id.rpartition(":")
-        if host == self.hostname and pid.isdigit() and not pid_alive(int(pid)):
+        if host == self.hostname and pid.isascii() and pid.isdigit() and not pid_alive(int(pid)):
             return True  # a worker on this machine that no longer exists
         return heartbeat_at < stale_before(self.settings.heartbeat_timeout_s)
 

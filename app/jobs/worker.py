@@ -47,7 +47,7 @@ def worker_main(settings: Settings, parent_pid: int, threads: int) -> None:
     # Concurrent runs must not fight for cores: each worker gets its share.
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
     factory = make_session_factory(engine)
     worker_id = make_worker_id()
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from app.schemas.types import Integer, json_number
 
 # Names are short slugs that start with a letter, so they never look like ids or paths.
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -46,18 +48,16 @@ class DatasetGenerate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: GeneratorKind = Field(description="the rule the points follow")
-    n: int = Field(default=200, ge=2, le=100_000, description="number of points")
-    noise: float | None = Field(
+    n: Integer = Field(default=200, ge=2, le=100_000, description="number of points")
+    noise: Annotated[float, Field(ge=0.0, le=1.0), BeforeValidator(json_number)] | None = Field(
         default=None,
-        ge=0.0,
-        le=1.0,
         description=(
             "linear, curve: probability that a label within 0.1 of the boundary flips "
             "(tutorial 0.3); circle, xor, gauss, spiral, moons: standard deviation of the "
             "jitter; random: ignored. Null takes the kind's default."
         ),
     )
-    seed: int = Field(
+    seed: Integer = Field(
         default=0, ge=0, le=2**31 - 1, description="the same seed gives the same points"
     )
     name: str = Field(pattern=NAME_PATTERN, description=NAME_RULE)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from app.schemas.types import Integer, json_number
 
 MAX_PREDICT_POINTS = 100_000
 
-Coordinate = Annotated[float, Field(allow_inf_nan=False)]
+Coordinate = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(json_number)]
 
 
 class HistoryPublic(BaseModel):
@@ -25,14 +27,14 @@ class PredictRequest(BaseModel):
         json_schema_extra={"examples": [{"run_id": 1, "points": [[0.2, 0.9], [0.8, 0.1]]}]},
     )
 
-    run_id: int = Field(ge=1, le=2**31 - 1)
+    run_id: Integer = Field(ge=1, le=2**31 - 1)
     points: list[tuple[Coordinate, Coordinate]] = Field(
         min_length=1,
         max_length=MAX_PREDICT_POINTS,
         description=f"[x, y] pairs of finite numbers, 1 to {MAX_PREDICT_POINTS}",
     )
-    epoch: int | None = Field(
-        default=None, ge=0, le=2**31 - 1, description="a checkpointed epoch; null: the latest"
+    epoch: Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(json_number)] | None = Field(
+        default=None, description="a checkpointed epoch; null: the latest"
     )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
+from app.ml.architectures import MAX_HIDDEN_LAYERS, MAX_WIDTH
 from app.ml.devices import DEVICE_PATTERN
+from app.schemas.types import Integer, Number, json_number
 
 Architecture = Literal["simple", "complex", "mlp"]
 Activation = Literal["relu", "tanh", "sigmoid", "gelu", "none"]
@@ -18,67 +20,96 @@ MAX_EPOCHS = 1_000_000
 MAX_CHECKPOINTS = 1000
 
 
-class RunCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"dataset": "curve", "architecture": "complex", "epochs": 20001},
-                {
-                    "dataset": "curve",
-                    "architecture": "mlp",
-                    "hidden_layers": [32, 32],
-                    "activation": "tanh",
-                    "epochs": 5000,
-                    "learning_rate": 0.01,
-                },
-            ]
-        },
-    )
+class _RunCreateBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
     dataset: str = Field(
         default="curve", min_length=1, max_length=64, description="dataset id or name"
     )
-    architecture: Architecture = Field(
-        default="complex",
-        description="simple: Linear(2,1); complex: 2-128-128-1 ReLU; mlp: shaped by hidden_layers",
-    )
-    hidden_layers: list[int] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=8,
-        description="mlp only: 1 to 8 widths, each 1 to 1024 (default [64, 64])",
-    )
-    activation: Activation | None = Field(
-        default=None, description="mlp only: after each hidden layer (default relu)"
-    )
-    epochs: int = Field(
+    epochs: Integer = Field(
         default=20000,
         ge=1,
         le=MAX_EPOCHS,
         description="optimizer passes over the data; the tutorial's loop is 20001",
     )
-    learning_rate: float = Field(default=0.003, gt=0, le=10)
+    learning_rate: Number = Field(default=0.003, gt=0, le=10)
     optimizer: Optimizer = "adam"
-    momentum: float = Field(default=0.0, ge=0, lt=1, description="sgd and rmsprop only")
-    batch_size: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="null: full batch, as the tutorial"
+    momentum: Number = Field(default=0.0, ge=0, lt=1, description="sgd and rmsprop only")
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(json_number)] | None = (
+        Field(default=None, description="null: full batch, as the tutorial")
     )
-    seed: int | None = Field(
-        default=None, ge=0, le=2**31 - 1, description="null: one is drawn and stored"
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(json_number)] | None = Field(
+        default=None, description="null: one is drawn and stored"
     )
     device: str = Field(
-        default="auto", pattern=DEVICE_PATTERN, description="auto, cpu, cuda or cuda:N"
+        default="auto",
+        pattern=DEVICE_PATTERN,
+        description="auto, cpu, cuda or cuda:N; the schema lists the devices this server has",
     )
-    validation_split: float = Field(default=0.0, ge=0, le=0.5, description="fraction held out")
-    checkpoint_every: int = Field(default=1000, ge=1, le=MAX_EPOCHS)
-    log_every: int = Field(default=1000, ge=1, le=MAX_EPOCHS)
+    validation_split: Number = Field(
+        default=0.0, ge=0, le=0.5, description="fraction held out (at least one point when > 0)"
+    )
+    checkpoint_every: Integer = Field(
+        default=1000,
+        ge=1,
+        le=MAX_EPOCHS,
+        description=f"raised to epochs/{MAX_CHECKPOINTS} when smaller: a run keeps at most "
+        f"{MAX_CHECKPOINTS} checkpoints",
+    )
+    log_every: Integer = Field(default=1000, ge=1, le=MAX_EPOCHS)
+
+
+class SimpleRunCreate(_RunCreateBase):
+    """The tutorial's linear model: Linear(2,1) + sigmoid, 3 parameters."""
+
+    architecture: Literal["simple"]
+
+
+class ComplexRunCreate(_RunCreateBase):
+    """The tutorial's network: 2-128-128-1 with ReLU, 17,025 parameters (the default)."""
+
+    architecture: Literal["complex"] = "complex"
+
+
+class MlpRunCreate(_RunCreateBase):
+    """A network you shape."""
+
+    architecture: Literal["mlp"]
+    hidden_layers: list[Annotated[int, Field(ge=1, le=MAX_WIDTH), BeforeValidator(json_number)]] = (
+        Field(
+            default=[64, 64],
+            min_length=1,
+            max_length=MAX_HIDDEN_LAYERS,
+            description=f"1 to {MAX_HIDDEN_LAYERS} widths, each 1 to {MAX_WIDTH}",
+        )
+    )
+    activation: Activation = Field(default="relu", description="after each hidden layer")
+
+
+def _architecture_of(body: Any) -> Any:
+    if isinstance(body, dict):
+        return body.get("architecture", "complex")
+    return getattr(body, "architecture", "complex")
+
+
+AnyRunCreate = SimpleRunCreate | ComplexRunCreate | MlpRunCreate
+# One body schema per architecture, so the schema says which fields each one takes.
+RunCreate = Annotated[
+    Annotated[SimpleRunCreate, Tag("simple")]
+    | Annotated[ComplexRunCreate, Tag("complex")]
+    | Annotated[MlpRunCreate, Tag("mlp")],
+    Discriminator(
+        _architecture_of,
+        custom_error_type="invalid_architecture",
+        custom_error_message="architecture must be one of simple, complex, mlp",
+    ),
+]
 
 
 class RunResume(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int = Field(ge=1, le=MAX_EPOCHS, description="how many more epochs to train")
+    epochs: Integer = Field(ge=1, le=MAX_EPOCHS, description="how many more epochs to train")
 
 
 class RunPublic(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import shutil
 from pathlib import Path
@@ -15,7 +16,13 @@ from app.ml.checkpoints import CheckpointError, read_checkpoint_bytes, run_folde
 from app.ml.devices import DeviceUnavailable, resolve_device
 from app.models import Checkpoint, Dataset, Run, RunHistory, RunStatus
 from app.models.base import utcnow
-from app.schemas.runs import MAX_CHECKPOINTS, CheckpointPublic, RunCreate, RunPublic
+from app.schemas.runs import (
+    MAX_CHECKPOINTS,
+    AnyRunCreate,
+    CheckpointPublic,
+    MlpRunCreate,
+    RunPublic,
+)
 from app.services.datasets import get_dataset_id
 
 
@@ -45,29 +52,20 @@ def _dataset_name(session: Session, dataset_id: int) -> str:
     return name
 
 
-def create_run(session: Session, request: RunCreate) -> RunPublic:
+def create_run(session: Session, request: AnyRunCreate) -> RunPublic:
     try:
         dataset_id = get_dataset_id(session, request.dataset)
     except NotFound as exc:
-        raise InvalidInput(f"dataset: {exc.detail}") from None
+        raise NotFound(f"dataset: {exc.detail}") from None
+    hidden_layers = request.hidden_layers if isinstance(request, MlpRunCreate) else None
+    activation = request.activation if isinstance(request, MlpRunCreate) else None
     try:
-        spec = network_spec(request.architecture, request.hidden_layers, request.activation)
+        spec = network_spec(request.architecture, hidden_layers, activation)
         resolve_device(request.device)
     except (InvalidArchitecture, DeviceUnavailable) as exc:
         raise InvalidInput(str(exc)) from None
-    checkpoints = request.epochs // request.checkpoint_every
-    if checkpoints > MAX_CHECKPOINTS:
-        raise InvalidInput(
-            f"checkpoint_every: {request.checkpoint_every} would write {checkpoints} checkpoints "
-            f"over {request.epochs} epochs; at most {MAX_CHECKPOINTS} are kept per run"
-        )
-    if request.validation_split > 0:
-        n_points = session.scalar(select(Dataset.n_points).where(Dataset.id == dataset_id)) or 0
-        if round(n_points * request.validation_split) < 1 or n_points < 2:
-            raise InvalidInput(
-                f"validation_split: {request.validation_split} of {n_points} points holds out "
-                "no point; use a larger split or a larger dataset"
-            )
+    # A run keeps at most MAX_CHECKPOINTS checkpoints: a smaller interval is raised.
+    checkpoint_every = max(request.checkpoint_every, math.ceil(request.epochs / MAX_CHECKPOINTS))
     run = Run(
         dataset_id=dataset_id,
         status=RunStatus.QUEUED,
@@ -83,7 +81,7 @@ def create_run(session: Session, request: RunCreate) -> RunPublic:
         seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
         device=request.device,
         validation_split=request.validation_split,
-        checkpoint_every=request.checkpoint_every,
+        checkpoint_every=checkpoint_every,
         log_every=request.log_every,
         epoch=0,
         cancel_requested=False,

@@ -295,3 +295,11 @@ def test_empty_name_field_takes_the_file_name(client: TestClient) -> None:
     status, body = upload(client, GOOD_ROWS, filename="blank.csv", name="")
     assert status == 201
     assert body["name"] == "blank"
+
+
+def test_refs_that_look_numeric_but_are_not_ascii_digits_are_404(client: TestClient) -> None:
+    # str.isdigit() is true for a superscript three (found by schemathesis); int() is not.
+    for ref in ("%C2%B3", "%D9%A1", "%EF%BC%91"):
+        response = client.get(f"/datasets/{ref}")
+        assert response.status_code == 404
+        assert "no dataset with id or name" in response.json()["detail"]

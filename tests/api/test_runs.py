@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.ml.engine import split_indices
+
 SHORT = {"architecture": "simple", "epochs": 10}
 
 
@@ -66,7 +68,6 @@ def test_architectures_lists_parameter_counts(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"dataset": "nope"}, "dataset"),
         ({"architecture": "transformer"}, "architecture"),
         ({"epochs": 0}, "epochs"),
         ({"epochs": -3}, "epochs"),
@@ -89,7 +90,6 @@ def test_architectures_lists_parameter_counts(client: TestClient) -> None:
         ({"architecture": "simple", "hidden_layers": [8]}, "hidden_layers"),
         ({"architecture": "complex", "activation": "tanh"}, "activation"),
         ({"architecture": "mlp", "activation": "swish"}, "activation"),
-        ({"epochs": 100000, "checkpoint_every": 1}, "checkpoint_every"),
         ({"learning_rate": "fast"}, "learning_rate"),
         ({"colour": "red"}, "colour"),
     ],
@@ -101,6 +101,26 @@ def test_bad_run_requests_are_422_naming_the_field(
     assert response.status_code == 422, response.text
     assert field in str(response.json()["detail"])
     assert client.get("/runs").json()["count"] == 0
+
+
+def test_unknown_dataset_is_404_naming_the_field(client: TestClient) -> None:
+    response = client.post("/runs", json={**SHORT, "dataset": "nope"})
+    assert response.status_code == 404
+    assert response.json()["detail"] == "dataset: no dataset with id or name 'nope'"
+
+
+def test_too_small_checkpoint_interval_is_raised_to_keep_1000_checkpoints(
+    client: TestClient,
+) -> None:
+    run = create(client, epochs=100_000, checkpoint_every=1)
+    assert run["checkpoint_every"] == 100
+    assert create(client, epochs=100_000, checkpoint_every=500)["checkpoint_every"] == 500
+
+
+def test_a_wrong_method_lists_every_allowed_one(client: TestClient) -> None:
+    response = client.put("/datasets/curve")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET"
 
 
 def test_cuda_where_there_is_none_says_what_is_available(client: TestClient) -> None:
@@ -120,15 +140,17 @@ def test_cuda_where_there_is_none_says_what_is_available(client: TestClient) -> 
     assert client.post("/runs", json={**SHORT, "device": "cpu"}).status_code == 202
 
 
-def test_validation_split_that_holds_out_nothing_is_422(client: TestClient) -> None:
+def test_a_validation_split_always_holds_out_a_point(client: TestClient) -> None:
     client.post(
         "/datasets",
         files={"file": ("two.csv", b"0.1,0.1,0\n0.9,0.9,1\n")},
         data={"name": "two"},
     )
     response = client.post("/runs", json={**SHORT, "dataset": "two", "validation_split": 0.1})
-    assert response.status_code == 422
-    assert "validation_split" in response.json()["detail"]
+    assert response.status_code == 202
+    assert split_indices(2, 0.1, seed=0)[1].numel() == 1
+    assert split_indices(200, 0.0001, seed=0)[1].numel() == 1
+    assert split_indices(200, 0.5, seed=0)[1].numel() == 100
 
 
 def test_list_runs_newest_first_with_filters(client: TestClient) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.core.config import Settings
 from app.main import create_app
 from app.models import Run
-from tests.live import LiveServer
+from scripts.live_server import LiveServer
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:

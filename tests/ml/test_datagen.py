@@ -75,3 +75,10 @@ def test_every_kind_is_seeded_in_the_unit_square_with_both_labels(kind: str) -> 
     assert a[:, :2].min() >= 0.0
     assert a[:, :2].max() <= 1.0
     assert set(np.unique(a[:, 2])) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("kind", sorted(datagen.KINDS))
+def test_even_two_points_have_both_labels(kind: str) -> None:
+    for seed in range(30):
+        points = datagen.generate(kind, 2, seed=seed)
+        assert sorted(points[:, 2]) == [0.0, 1.0]

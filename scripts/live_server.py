@@ -1,4 +1,5 @@
-"""A real uvicorn process on a free loopback port, over a SQLite file of the test's own."""
+"""A real uvicorn process on a free loopback port, over a SQLite file of its own: used by the
+tests, the kill loop and the load script."""
 
 from __future__ import annotations
 
@@ -70,6 +71,13 @@ class LiveServer:
         """SIGKILL the server and everything it started, as a crash would."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def kill_group(self) -> None:
+        """SIGKILL the server and its workers at once, as a power cut or the OOM killer's
+        cgroup kill would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
     def terminate_group(self, timeout: float = 60.0) -> int:

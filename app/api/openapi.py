@@ -1,0 +1,54 @@
+"""The OpenAPI schema, made to say exactly what this server does: which operations need the
+API key, and which devices a run may ask for here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.core.config import Settings
+from app.ml.devices import available_devices
+
+WRITE_METHODS = ("post", "put", "patch", "delete")
+
+
+def _needs_key(method: str, settings: Settings) -> bool:
+    if settings.api_key is None:
+        return False
+    return method in WRITE_METHODS or settings.protect_reads
+
+
+def _truthful(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if not isinstance(operation, dict) or "security" not in operation:
+                continue
+            if not _needs_key(method, settings):
+                del operation["security"]
+                operation.get("responses", {}).pop("401", None)
+    if settings.api_key is None:
+        schema.get("components", {}).pop("securitySchemes", None)
+    devices = ["auto", *available_devices()]
+    for name, component in schema.get("components", {}).get("schemas", {}).items():
+        device = component.get("properties", {}).get("device")
+        if name.endswith("RunCreate") and device is not None:
+            device.pop("pattern", None)
+            device["enum"] = devices
+    return schema
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = _truthful(schema, settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

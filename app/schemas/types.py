@@ -1,0 +1,22 @@
+"""Number types for request bodies: JSON numbers only.
+
+Pydantic's lax mode would take `true` as 1 and `"1.5"` as 1.5; the schema says "number", so
+a boolean or a string there is refused like any other wrong type."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+
+def json_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a JSON number, got {type(value).__name__}")
+    return value
+
+
+# Constraints go before the validator inside one Annotated (as below, or at a use site), or the
+# JSON schema loses them: `Annotated[int, Field(ge=1), BeforeValidator(json_number)]`.
+Integer = Annotated[int, BeforeValidator(json_number)]
+Number = Annotated[float, BeforeValidator(json_number)]
