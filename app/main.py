@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import Depends, FastAPI
 
 from app.api.auth import require_api_key
@@ -33,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The web process only predicts on small batches; training has the cores.
+        torch.set_num_threads(1)
         ensure_sqlite_folder(settings.database_url)
         engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
         upgrade_to_head(engine)

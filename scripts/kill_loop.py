@@ -97,6 +97,19 @@ def check_runs_finished(folder: Path, expected: dict[int, int], report: Report) 
             )
 
 
+def wait_for_training(folder: Path, timeout: float) -> None:
+    """Until a worker holds a run (or none is left to train): kills then land mid-training."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(folder / "pc.sqlite3") as db:
+            counts = dict(
+                db.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+            )
+        if counts.get("running") or not counts.get("queued"):
+            return
+        time.sleep(0.1)
+
+
 def run_loop(kills: int, seed: int, folder: Path, finish_timeout: float) -> Report:
     rng = random.Random(seed)
     report = Report()
@@ -107,7 +120,8 @@ def run_loop(kills: int, seed: int, folder: Path, finish_timeout: float) -> Repo
             http.post("/runs", json=body).json()["id"]: int(body["epochs"]) for body in RUNS
         }
     for kill in range(kills):
-        time.sleep(rng.uniform(0.3, 4.0))
+        wait_for_training(folder, timeout=30)
+        time.sleep(rng.uniform(0.1, 3.0))
         with sqlite3.connect(folder / "pc.sqlite3") as db:
             running = db.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0]
         report.running_at_kill.append(running)

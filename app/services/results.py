@@ -36,6 +36,19 @@ V = TypeVar("V")
 MAX_GIF_FRAMES = 40
 
 
+# Pictures drawn at once: each holds a matplotlib figure and the GIL for most of its time, so
+# more would only raise memory and the latency of every other request.
+RENDER_SLOTS = threading.BoundedSemaphore(2)
+
+
+def _bounded(render: Callable[[], bytes]) -> Callable[[], bytes]:
+    def run() -> bytes:
+        with RENDER_SLOTS:
+            return render()
+
+    return run
+
+
 class LRUCache(Generic[V]):
     """A thread-safe LRU bounded by entry count and by total size."""
 
@@ -224,7 +237,7 @@ def boundary_png(
             return render_model_tutorial_png(model, name, size)
         return render_model_boundary_png(model, points, name, size)
 
-    return caches.pictures.get_or_create(key, render)
+    return caches.pictures.get_or_create(key, _bounded(render))
 
 
 def boundary_gif(
@@ -253,7 +266,7 @@ def boundary_gif(
             model = load_model(caches, store, ref)
             name = f"{_describe(run)} on {dataset}"
             draw = functools.partial(render_model_boundary_png, model, points, name, size)
-            frames.append(caches.pictures.get_or_create(frame_key, draw))
+            frames.append(caches.pictures.get_or_create(frame_key, _bounded(draw)))
         return png_frames_to_gif(frames)
 
     return caches.pictures.get_or_create(key, render)
@@ -284,4 +297,4 @@ def loss_png(
             size=size,
         )
 
-    return caches.pictures.get_or_create(key, render)
+    return caches.pictures.get_or_create(key, _bounded(render))
