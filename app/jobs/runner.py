@@ -74,7 +74,7 @@ class EmbeddedRunner:
         self.processes[slot] = process
 
     def start(self) -> None:
-        self.recover()
+        """Start the workers and the supervisor; the app recovers orphaned runs just before."""
         for slot in range(len(self.processes)):
             self._spawn(slot)
         self._supervisor = threading.Thread(

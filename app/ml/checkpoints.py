@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,16 @@ import torch
 
 CHECKPOINT_FORMAT = 1
 TMP_SUFFIX = ".tmp"
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """Where a run's checkpoint lives in the store, and the sha256 it must have."""
+
+    run_id: int
+    epoch: int
+    path: str  # relative to the store
+    sha256: str
 
 
 class CheckpointError(Exception):

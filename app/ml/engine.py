@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -65,7 +65,6 @@ class TrainResult:
     accuracy: float | None = None
     diverged_at: int | None = None
     device: str = "cpu"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

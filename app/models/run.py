@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -84,19 +83,6 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "architecture": self.architecture,
-            "hidden_layers": list(self.hidden_layers),
-            "activation": self.activation,
-            "learning_rate": self.learning_rate,
-            "optimizer": self.optimizer,
-            "momentum": self.momentum,
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-            "validation_split": self.validation_split,
-        }
 
 
 class RunHistory(Base):

@@ -16,8 +16,8 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import Conflict, NotFound
-from app.ml.checkpoints import CheckpointError, load_checkpoint
+from app.core.errors import Conflict
+from app.ml.checkpoints import CheckpointError, CheckpointRef, load_checkpoint
 from app.ml.datagen import Points
 from app.ml.inference import TrainedModel, model_from_checkpoint, predict_probabilities
 from app.models import Checkpoint, Dataset, Run, RunHistory
@@ -29,6 +29,7 @@ from app.services.plots import (
     render_model_boundary_png,
     render_model_tutorial_png,
 )
+from app.services.runs import find_checkpoint, find_run
 
 V = TypeVar("V")
 
@@ -94,30 +95,15 @@ class ResultCaches:
 
 
 @dataclass(frozen=True)
-class CheckpointRef:
-    run_id: int
-    epoch: int
-    path: str
-    sha256: str
-
-
-@dataclass(frozen=True)
 class History:
     epoch: list[int]
     loss: list[float]
     val_loss: list[float | None] | None
 
 
-def _run(session: Session, run_id: int) -> Run:
-    run = session.get(Run, run_id)
-    if run is None:
-        raise NotFound(f"no run with id {run_id}")
-    return run
-
-
 def read_history(session: Session, run_id: int, every: int = 1) -> History:
     """One entry per epoch done; with `every`, epoch 0, every N-th epoch and the last."""
-    run = _run(session, run_id)
+    run = find_run(session, run_id)
     query = select(RunHistory.epoch, RunHistory.loss, RunHistory.val_loss).where(
         RunHistory.run_id == run_id
     )
@@ -145,30 +131,6 @@ def history_csv(history: History) -> str:
             line += "," + ("" if value is None else repr(value))
         lines.append(line)
     return "\n".join(lines) + "\n"
-
-
-def find_checkpoint(session: Session, run_id: int, epoch: int | None) -> CheckpointRef:
-    """The checkpoint at `epoch`, or the latest one: 404 for an epoch with none, 409 if the
-    run has none yet."""
-    _run(session, run_id)
-    query = select(Checkpoint).where(Checkpoint.run_id == run_id)
-    if epoch is not None:
-        checkpoint = session.scalar(query.where(Checkpoint.epoch == epoch))
-        if checkpoint is None:
-            epochs = session.scalars(
-                select(Checkpoint.epoch)
-                .where(Checkpoint.run_id == run_id)
-                .order_by(Checkpoint.epoch)
-            ).all()
-            shown = ", ".join(map(str, epochs[-10:])) or "none yet"
-            raise NotFound(
-                f"run {run_id} has no checkpoint at epoch {epoch}; its checkpoints: {shown}"
-            )
-    else:
-        checkpoint = session.scalar(query.order_by(Checkpoint.epoch.desc()).limit(1))
-        if checkpoint is None:
-            raise Conflict(f"run {run_id} has no checkpoint yet; try again once it has trained")
-    return CheckpointRef(run_id, checkpoint.epoch, checkpoint.path, checkpoint.sha256)
 
 
 def load_model(caches: ResultCaches, store: Path, ref: CheckpointRef) -> TrainedModel:
@@ -225,7 +187,7 @@ def boundary_png(
     style: str,
     size: PictureSize,
 ) -> bytes:
-    run = _run(session, run_id)
+    run = find_run(session, run_id)
     ref = find_checkpoint(session, run_id, epoch)
     key = ("boundary", ref.run_id, ref.epoch, ref.sha256, style, size)
 
@@ -244,7 +206,7 @@ def boundary_gif(
     session: Session, caches: ResultCaches, store: Path, run_id: int, size: PictureSize
 ) -> bytes:
     """How the boundary evolved across the run's checkpoints."""
-    run = _run(session, run_id)
+    run = find_run(session, run_id)
     checkpoints = session.execute(
         select(Checkpoint.epoch, Checkpoint.path, Checkpoint.sha256)
         .where(Checkpoint.run_id == run_id)
@@ -275,7 +237,7 @@ def boundary_gif(
 def loss_png(
     session: Session, caches: ResultCaches, run_id: int, *, log_scale: bool, size: PictureSize
 ) -> bytes:
-    run = _run(session, run_id)
+    run = find_run(session, run_id)
     history = read_history(session, run_id)
     if not history.epoch:
         raise Conflict(f"run {run_id} has no recorded loss yet; try again once it has trained")

@@ -15,17 +15,11 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.ml.architectures import NetworkSpec
+from app.ml.checkpoints import CheckpointRef
 from app.ml.engine import TrainConfig
 from app.models import Checkpoint, Dataset, Run, RunHistory, RunStatus
 from app.models.base import utcnow
 from app.services.datasets import points_from_blob
-
-
-@dataclass(frozen=True)
-class CheckpointRef:
-    epoch: int
-    path: str
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -107,7 +101,11 @@ def prepare_job(session: Session, run_id: int, worker_id: str) -> TrainingJob | 
         validation_split=run.validation_split,
         checkpoint_every=run.checkpoint_every,
     )
-    resume = CheckpointRef(latest.epoch, latest.path, latest.sha256) if latest is not None else None
+    resume = (
+        CheckpointRef(run_id, latest.epoch, latest.path, latest.sha256)
+        if latest is not None
+        else None
+    )
     return TrainingJob(run_id, config, run.device, points_from_blob(dataset_points), resume)
 
 

@@ -12,7 +12,12 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.ml.architectures import InvalidArchitecture, network_spec, parameter_count
-from app.ml.checkpoints import CheckpointError, read_checkpoint_bytes, run_folder_name
+from app.ml.checkpoints import (
+    CheckpointError,
+    CheckpointRef,
+    read_checkpoint_bytes,
+    run_folder_name,
+)
 from app.ml.devices import DeviceUnavailable, resolve_device
 from app.models import Checkpoint, Dataset, Run, RunHistory, RunStatus
 from app.models.base import utcnow
@@ -39,7 +44,7 @@ def _public(run: Run, dataset_name: str) -> RunPublic:
     )
 
 
-def _find(session: Session, run_id: int) -> Run:
+def find_run(session: Session, run_id: int) -> Run:
     run = session.get(Run, run_id)
     if run is None:
         raise NotFound(f"no run with id {run_id}")
@@ -93,7 +98,7 @@ def create_run(session: Session, request: AnyRunCreate) -> RunPublic:
 
 
 def get_run(session: Session, run_id: int) -> RunPublic:
-    run = _find(session, run_id)
+    run = find_run(session, run_id)
     return _public(run, _dataset_name(session, run.dataset_id))
 
 
@@ -120,7 +125,7 @@ def list_runs(
 
 def cancel_run(session: Session, run_id: int) -> RunPublic:
     """A queued run is cancelled at once; a running one is flagged and its worker stops."""
-    run = _find(session, run_id)
+    run = find_run(session, run_id)
     if RunStatus(run.status).ended:
         raise Conflict(f"run {run_id} has already ended ({run.status}); nothing to cancel")
     if run.status == RunStatus.QUEUED:
@@ -138,7 +143,7 @@ def latest_checkpoint_epoch(session: Session, run_id: int) -> int | None:
 
 def resume_run(session: Session, run_id: int, epochs: int) -> RunPublic:
     """Queue an ended run to continue from its last checkpoint for `epochs` more."""
-    run = _find(session, run_id)
+    run = find_run(session, run_id)
     if not RunStatus(run.status).ended:
         raise Conflict(f"run {run_id} is {run.status}; only an ended run can be resumed")
     start = latest_checkpoint_epoch(session, run_id)
@@ -158,7 +163,7 @@ def resume_run(session: Session, run_id: int, epochs: int) -> RunPublic:
 def delete_run(session: Session, run_id: int, models_store: Path) -> None:
     """Remove the run, its history and its files. A worker still on it stops at its next
     report, since its guarded writes no longer match a row."""
-    run = _find(session, run_id)
+    run = find_run(session, run_id)
     session.execute(delete(RunHistory).where(RunHistory.run_id == run_id))
     session.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id))
     session.delete(run)
@@ -168,7 +173,7 @@ def delete_run(session: Session, run_id: int, models_store: Path) -> None:
 
 def run_log(session: Session, run_id: int) -> str:
     """The tutorial's output: `Epoch n, Loss: x` every log_every epochs and at the last."""
-    run = _find(session, run_id)
+    run = find_run(session, run_id)
     rows = session.execute(
         select(RunHistory.epoch, RunHistory.loss)
         .where(RunHistory.run_id == run_id)
@@ -179,7 +184,7 @@ def run_log(session: Session, run_id: int) -> str:
 
 
 def list_checkpoints(session: Session, run_id: int) -> list[CheckpointPublic]:
-    _find(session, run_id)
+    find_run(session, run_id)
     rows = session.scalars(
         select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.epoch)
     ).all()
@@ -191,16 +196,35 @@ def list_checkpoints(session: Session, run_id: int) -> list[CheckpointPublic]:
     ]
 
 
+def find_checkpoint(session: Session, run_id: int, epoch: int | None) -> CheckpointRef:
+    """The checkpoint at `epoch`, or the latest one: 404 for an epoch with none, 409 if the
+    run has none yet."""
+    find_run(session, run_id)
+    query = select(Checkpoint).where(Checkpoint.run_id == run_id)
+    if epoch is not None:
+        checkpoint = session.scalar(query.where(Checkpoint.epoch == epoch))
+        if checkpoint is None:
+            epochs = session.scalars(
+                select(Checkpoint.epoch)
+                .where(Checkpoint.run_id == run_id)
+                .order_by(Checkpoint.epoch)
+            ).all()
+            shown = ", ".join(map(str, epochs[-10:])) or "none yet"
+            raise NotFound(
+                f"run {run_id} has no checkpoint at epoch {epoch}; its checkpoints: {shown}"
+            )
+    else:
+        checkpoint = session.scalar(query.order_by(Checkpoint.epoch.desc()).limit(1))
+        if checkpoint is None:
+            raise Conflict(f"run {run_id} has no checkpoint yet; try again once it has trained")
+    return CheckpointRef(run_id, checkpoint.epoch, checkpoint.path, checkpoint.sha256)
+
+
 def checkpoint_bytes(session: Session, run_id: int, epoch: int, models_store: Path) -> bytes:
     """One checkpoint file, found through the database and checked against its sha256."""
-    _find(session, run_id)
-    checkpoint = session.scalar(
-        select(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.epoch == epoch)
-    )
-    if checkpoint is None:
-        raise NotFound(f"run {run_id} has no checkpoint at epoch {epoch}")
+    ref = find_checkpoint(session, run_id, epoch)
     try:
-        return read_checkpoint_bytes(models_store, checkpoint.path, checkpoint.sha256)
+        return read_checkpoint_bytes(models_store, ref.path, ref.sha256)
     except CheckpointError as exc:
         raise Conflict(str(exc)) from None
 

@@ -142,17 +142,7 @@ def _snapshot(request: Request, run_id: int) -> RunEventPublic | None:
             run = runs_service.get_run(session, run_id)
         except NotFound:
             return None
-    return RunEventPublic(
-        run_id=run.id,
-        status=run.status,
-        epoch=run.epoch,
-        epochs=run.epochs,
-        loss=run.loss,
-        val_loss=run.val_loss,
-        final_loss=run.final_loss,
-        accuracy=run.accuracy,
-        error=run.error,
-    )
+    return RunEventPublic.model_validate({**run.model_dump(), "run_id": run.id})
 
 
 def _event(name: str, data: RunEventPublic | dict[str, object]) -> str:
