@@ -53,3 +53,13 @@ def test_post_runs_accepts_cuda_devices_that_exist(client: TestClient) -> None:
     )
     assert response.status_code == 422
     assert "does not exist" in response.json()["detail"]
+
+
+def test_the_fast_path_on_cuda_follows_autograd_on_cuda() -> None:
+    data, device = points("curve"), resolve_device("cuda")
+    reference, fast = Recorder(), Recorder()
+    train(config(seed=3, epochs=100, validation_split=0.1), data, device, reference, fast=False)
+    train(config(seed=3, epochs=100, validation_split=0.1), data, device, fast, fast=True)
+    # cuBLAS may pick other kernels for the two paths' products: rounding, not bits.
+    assert fast.losses == pytest.approx(reference.losses, rel=1e-5)
+    assert fast.val_losses == pytest.approx(reference.val_losses, rel=1e-5)

@@ -1,0 +1,273 @@
+"""The engine's fast path: a hand-written training step for the service's networks.
+
+The networks are small (the tutorial's has 17,025 parameters and sees 200 points), so a step
+through autograd and `torch.optim` spends most of its time in Python and the dispatcher, not in
+arithmetic. This step does the same arithmetic with far fewer calls:
+
+- the parameters, their gradients and the optimizer's moments each live in one flat buffer, and
+  the optimizer updates every layer in one call (Adam) or a few (SGD, RMSprop);
+- the activations and gradients live in buffers allocated once per batch size, and the losses
+  are computed at each report for all the epochs since the last, not once an epoch;
+- the backward pass calls the kernels autograd calls, in the same order (addmm's derivatives,
+  each activation's own backward function, BCE-with-logits' gradient), so on the CPU the losses
+  and weights are the autograd loop's bit for bit (`tests/ml/test_fast_step.py` holds it to that).
+
+The module's parameters become views into the flat buffer, so `model(x)`, `model.state_dict()`
+and checkpoints work as before. The optimizer's state goes to and from `torch.optim`'s own
+format, so a checkpoint written by either path resumes in the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+# Each activation's backward as autograd computes it, from the output (relu, tanh, sigmoid) or,
+# for gelu, from the input; written over the incoming gradient, since a fresh tensor each step
+# costs more in page faults than the arithmetic does.
+_BACKWARD: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "relu": lambda grad, out: torch.ops.aten.threshold_backward.grad_input(
+        grad, out, 0, grad_input=grad
+    ),
+    "tanh": lambda grad, out: torch.ops.aten.tanh_backward.grad_input(grad, out, grad_input=grad),
+    "sigmoid": lambda grad, out: torch.ops.aten.sigmoid_backward.grad_input(
+        grad, out, grad_input=grad
+    ),
+    "gelu": lambda grad, pre: torch.ops.aten.gelu_backward.grad_input(grad, pre, grad_input=grad),
+}
+ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which the tutorial uses
+ADAM_EPS = 1e-8
+RMSPROP_ALPHA = 0.99  # torch.optim.RMSprop's defaults
+RMSPROP_EPS = 1e-8
+# The square root of an exact zero takes about six times as long as that of a normal number on
+# the CPUs measured, and many moments are zero (a dead ReLU unit's weights get no gradient).
+# RMSprop raises them to this floor before the root: sqrt(TINY) is about 1e-19, far under half a
+# float32 step of eps (1e-8), so the denominator, eps plus the root, comes out the same.
+TINY = torch.finfo(torch.float32).tiny
+COUNTS_AHEAD = 4096
+# Each parameter starts this many floats (64 bytes) into the flat buffer: matrix products give
+# the same bits as autograd's only when their operands and results are aligned as torch's own
+# allocations are.
+ALIGNMENT = 16
+
+
+class _Buffers:
+    """Activations and gradients for one batch size, allocated once."""
+
+    def __init__(self, n: int, widths: list[int], device: torch.device) -> None:
+        self.outputs = [torch.empty(n, width, device=device) for width in widths]
+        self.activated = [torch.empty(n, width, device=device) for width in widths]  # gelu's
+        self.grads = [torch.empty(n, width, device=device) for width in widths]
+        # Made once: a view, or a Python number turned into a tensor, costs microseconds a call.
+        self.grads_t = [grad.t() for grad in self.grads]
+        self.count = torch.tensor(float(n), device=device)
+
+
+class FastStep:
+    """Forward, BCE-with-logits loss and backward of an MLP, into one flat gradient buffer."""
+
+    def __init__(self, model: nn.Sequential, activation: str) -> None:
+        linears = [module for module in model if isinstance(module, nn.Linear)]
+        parameters = [p for layer in linears for p in (layer.weight, layer.bias)]
+        device = parameters[0].device
+        self.offsets = []
+        total = 0
+        for parameter in parameters:
+            self.offsets.append(total)
+            total += -(-parameter.numel() // ALIGNMENT) * ALIGNMENT
+        self.parameters = parameters
+        self.flat = torch.empty(total, device=device)
+        self.flat_grad = torch.zeros(total, device=device)
+        self.weights: list[Tensor] = []
+        self.biases: list[Tensor] = []
+        self.weight_grads: list[Tensor] = []
+        self.bias_grads: list[Tensor] = []
+        self.flat.zero_()  # the padding between parameters stays zero, and so do its moments
+        for index, (parameter, view, grad_view) in enumerate(
+            zip(parameters, self.views(self.flat), self.views(self.flat_grad), strict=True)
+        ):
+            view.copy_(parameter.detach())
+            # The module reads and writes the flat buffer from now on.
+            parameter.data = view
+            (self.weights if index % 2 == 0 else self.biases).append(view)
+            (self.weight_grads if index % 2 == 0 else self.bias_grads).append(grad_view)
+        self.weights_t = [weight.t() for weight in self.weights]
+        self.widths = [layer.out_features for layer in linears]
+        self.activation = activation if activation in _BACKWARD else None
+        self.device = device
+        self._buffers: dict[int, _Buffers] = {}
+
+    def views(self, buffer: Tensor) -> list[Tensor]:
+        """Each parameter's part of a flat buffer, shaped as the parameter."""
+        return [
+            buffer[offset : offset + parameter.numel()].view_as(parameter)
+            for parameter, offset in zip(self.parameters, self.offsets, strict=True)
+        ]
+
+    def _buffers_for(self, n: int) -> _Buffers:
+        buffers = self._buffers.get(n)
+        if buffers is None:
+            buffers = self._buffers[n] = _Buffers(n, self.widths, self.device)
+        return buffers
+
+    def forward_backward(self, x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
+        """The model's logits on x (written to `out` when given); in `flat_grad`, the gradient
+        of the mean BCE-with-logits loss on (x, y)."""
+        buffers = self._buffers_for(x.shape[0])
+        last = len(self.weights) - 1
+        inputs = [x]  # each layer's input: x, then the activations
+        saved = []  # what each hidden activation's backward needs
+        for layer, (weight_t, bias) in enumerate(zip(self.weights_t, self.biases, strict=True)):
+            target = out if layer == last and out is not None else buffers.outputs[layer]
+            result = torch.addmm(bias, inputs[-1], weight_t, out=target)
+            if layer < last and self.activation is not None:
+                if self.activation == "relu":
+                    result = result.relu_()
+                elif self.activation == "tanh":
+                    result = result.tanh_()
+                elif self.activation == "sigmoid":
+                    result = result.sigmoid_()
+                else:
+                    saved.append(result)
+                    result = torch.ops.aten.gelu.out(result, out=buffers.activated[layer])
+                if self.activation != "gelu":
+                    saved.append(result)
+            inputs.append(result)
+        logits = inputs.pop()
+        # BCE-with-logits' gradient, as autograd computes it; the loss itself is left to the
+        # caller, which can compute many epochs' losses in one call.
+        grad = torch.sigmoid(logits, out=buffers.grads[last]).sub_(y).div_(buffers.count)
+        for layer in range(last, -1, -1):
+            torch.mm(buffers.grads_t[layer], inputs[layer], out=self.weight_grads[layer])
+            torch.sum(grad, 0, out=self.bias_grads[layer])
+            if layer > 0:
+                grad = torch.mm(grad, self.weights[layer], out=buffers.grads[layer - 1])
+                if self.activation is not None:
+                    grad = _BACKWARD[self.activation](grad, saved[layer - 1])
+        return logits
+
+
+class FlatOptimizer:
+    """Adam, SGD or RMSprop as `torch.optim` computes them, over every parameter in a few calls.
+
+    Adam is the kernel of `torch.optim.Adam(fused=True)`, which the autograd path uses too; SGD
+    and RMSprop are `torch.optim`'s single-tensor formulas, as `_foreach_` calls. Each call takes
+    the parameters as a list of views, never the flat buffer whole: a vectorised kernel rounds a
+    tensor's last few elements differently from the rest, so only tensor-by-tensor calls give
+    torch.optim's bits.
+    """
+
+    def __init__(self, kind: str, learning_rate: float, momentum: float, step: FastStep) -> None:
+        self.kind = kind
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.fast = step
+        self.steps = 0
+        zeros = step.flat.new_zeros
+        self.first = zeros(step.flat.numel())  # Adam's exp_avg, or the momentum buffer
+        self.second = zeros(step.flat.numel())  # Adam's exp_avg_sq, RMSprop's square_avg
+        self.scratch = zeros(step.flat.numel())
+        self.params = step.views(step.flat)
+        self.grads = step.views(step.flat_grad)
+        self.firsts = step.views(self.first)
+        self.seconds = step.views(self.second)
+        self.scratches = step.views(self.scratch)
+        # Adam's step count, where its fused kernel reads it: a view into a run of counts made
+        # ahead, since adding 1 to a tensor each step costs more than the kernel itself.
+        self._counts: tuple[Tensor, ...] = ()
+        self._next_count = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        lr = self.learning_rate
+        if self.kind == "adam":
+            torch._fused_adam_(
+                self.params,
+                self.grads,
+                self.firsts,
+                self.seconds,
+                [],
+                [self._count(self.steps)] * len(self.params),
+                lr=lr,
+                beta1=ADAM_BETAS[0],
+                beta2=ADAM_BETAS[1],
+                weight_decay=0.0,
+                eps=ADAM_EPS,
+                amsgrad=False,
+                maximize=False,
+            )
+        elif self.kind == "rmsprop":
+            torch._foreach_mul_(self.seconds, RMSPROP_ALPHA)
+            torch._foreach_addcmul_(self.seconds, self.grads, self.grads, value=1 - RMSPROP_ALPHA)
+            # Clamp, root and sum round once each, the same way in any kernel: done flat.
+            torch.clamp_min(self.second, TINY, out=self.scratch).sqrt_().add_(RMSPROP_EPS)
+            if self.momentum > 0:
+                torch._foreach_mul_(self.firsts, self.momentum)
+                torch._foreach_addcdiv_(self.firsts, self.grads, self.scratches)
+                torch._foreach_add_(self.params, self.firsts, alpha=-lr)
+            else:
+                torch._foreach_addcdiv_(self.params, self.grads, self.scratches, value=-lr)
+        elif self.momentum != 0:  # sgd with momentum
+            if self.steps == 1:
+                self.first.copy_(self.fast.flat_grad)
+            else:
+                torch._foreach_mul_(self.firsts, self.momentum)
+                torch._foreach_add_(self.firsts, self.grads)
+            torch._foreach_add_(self.params, self.firsts, alpha=-lr)
+        else:
+            torch._foreach_add_(self.params, self.grads, alpha=-lr)
+
+    def _count(self, step: int) -> Tensor:
+        if self._next_count >= len(self._counts):
+            counts = torch.arange(step, step + COUNTS_AHEAD, device=self.fast.device)
+            self._counts = counts.float().unbind(0)
+            self._next_count = 0
+        count = self._counts[self._next_count]
+        self._next_count += 1
+        return count
+
+    def export_to(self, optimizer: torch.optim.Optimizer) -> None:
+        """Put this state into `optimizer`, so its `state_dict()` is what torch would write."""
+        optimizer.state.clear()
+        if self.steps == 0:
+            return
+        for parameter, first, second in zip(
+            self.fast.parameters, self.firsts, self.seconds, strict=True
+        ):
+            step = torch.tensor(float(self.steps))
+            if self.kind == "adam":
+                optimizer.state[parameter] = {
+                    "step": step,
+                    "exp_avg": first,
+                    "exp_avg_sq": second,
+                }
+            elif self.kind == "rmsprop":
+                state: dict[str, Tensor] = {"step": step, "square_avg": second}
+                if self.momentum > 0:
+                    state["momentum_buffer"] = first
+                optimizer.state[parameter] = state
+            elif self.momentum != 0:
+                optimizer.state[parameter] = {"momentum_buffer": first}
+
+    def import_from(self, optimizer: torch.optim.Optimizer) -> None:
+        """Take the state of `optimizer`, as loaded from a checkpoint."""
+        self.steps = 0
+        self._counts = ()
+        self.first.zero_()
+        self.second.zero_()
+        names = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("momentum_buffer", "square_avg")}
+        first_name, second_name = names.get(self.kind, ("momentum_buffer", ""))
+        for parameter, first, second in zip(
+            self.fast.parameters, self.firsts, self.seconds, strict=True
+        ):
+            state = optimizer.state.get(parameter, {})
+            if "step" in state:
+                self.steps = int(state["step"])
+            elif state.get("momentum_buffer") is not None:
+                self.steps = max(self.steps, 1)  # SGD keeps no count; only "started" matters
+            if state.get(first_name) is not None:
+                first.copy_(state[first_name])
+            if state.get(second_name) is not None:
+                second.copy_(state[second_name])
