@@ -64,6 +64,16 @@ class LiveServer:
             time.sleep(0.2)
         raise RuntimeError(f"server did not answer within {timeout}s:\n{self.log()}")
 
+    def wait_for_workers(self, timeout: float = 120.0) -> None:
+        """Until every worker has warmed up, so a run posted now starts at once."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = httpx.get(f"{self.url}/health", timeout=5.0).json()["workers"]
+            if workers is not None and workers["ready"] == workers["configured"]:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"workers not ready within {timeout}s:\n{self.log()}")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -15,7 +15,7 @@ bearer = HTTPBearer(auto_error=False, description="the key set in PC_API_KEY")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],

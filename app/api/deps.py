@@ -2,30 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
-from app.core.db import session_scope
+from app.core.db import has_writes
 from app.services.results import ResultCaches
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    # scope="function" below: the commit happens before the response is sent, so a client
-    # never sees a success for a write that did not land.
-    with session_scope(request.app.state.session_factory) as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session, committed if it wrote, rolled back on an error.
+
+    Async, so it costs no thread hop of its own: making a session does no I/O, and a request that
+    only read releases its connection without waiting on anything. A commit may wait for
+    SQLite's write lock, so it runs in the thread pool. scope="function" below: the commit
+    happens before the response is sent, so a client never sees a success for a write that did
+    not land.
+    """
+    session: Session = request.app.state.session_factory()
+    try:
         yield session
+    except BaseException:
+        await run_in_threadpool(_close, session, commit=False)
+        raise
+    if has_writes(session):
+        await run_in_threadpool(_close, session, commit=True)
+    else:
+        session.close()
 
 
-def get_app_settings(request: Request) -> Settings:
+def _close(session: Session, *, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+# The dependencies below are async only to run on the event loop: a sync one would cost a
+# thread hop, a few milliseconds under load, for a lookup.
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_result_caches(request: Request) -> ResultCaches:
+async def get_result_caches(request: Request) -> ResultCaches:
     caches: ResultCaches = request.app.state.result_caches
     return caches
 

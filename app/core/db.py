@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 
@@ -35,7 +35,24 @@ def make_engine(database_url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "after_flush", _mark_written)
+    event.listen(factory, "do_orm_execute", _mark_written_by_statement)
+    return factory
+
+
+def _mark_written(session: Session, _context: Any) -> None:
+    session.info["written"] = True
+
+
+def _mark_written_by_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["written"] = True
+
+
+def has_writes(session: Session) -> bool:
+    """Whether the session wrote, or holds changes to write: only then is a commit needed."""
+    return bool(session.info.get("written") or session.new or session.dirty or session.deleted)
 
 
 @contextmanager

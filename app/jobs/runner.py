@@ -14,6 +14,7 @@ import socket
 import threading
 from datetime import datetime
 from multiprocessing.context import SpawnProcess
+from multiprocessing.synchronize import Event as EventType
 from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +35,8 @@ class Runner(Protocol):
 
     def stop(self) -> None: ...
 
+    def ready_count(self) -> int: ...
+
 
 class EmbeddedRunner:
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
@@ -41,6 +44,7 @@ class EmbeddedRunner:
         self.session_factory = session_factory
         self.context = multiprocessing.get_context("spawn")
         self.processes: list[SpawnProcess | None] = [None] * settings.worker_count
+        self.ready: list[EventType] = [self.context.Event() for _ in self.processes]
         self.threads = max(1, (os.cpu_count() or 1) // settings.worker_count)
         self.hostname = socket.gethostname()
         self._supervisor: threading.Thread | None = None
@@ -64,14 +68,27 @@ class EmbeddedRunner:
         return recovered
 
     def _spawn(self, slot: int) -> None:
+        self.ready[slot] = self.context.Event()
         process = self.context.Process(
             target=worker_main,
-            args=(self.settings, os.getpid(), self.threads),
+            args=(self.settings, os.getpid(), self.threads, self.ready[slot]),
             name=f"pc-worker-{slot}",
             daemon=True,
         )
         process.start()
         self.processes[slot] = process
+
+    def ready_count(self) -> int:
+        """Workers alive and warmed up, ready to take a run."""
+        return sum(
+            1
+            for process, ready in zip(self.processes, self.ready, strict=True)
+            # pid_alive, not is_alive(): that reaps, which is the supervisor thread's job.
+            if process is not None
+            and process.pid is not None
+            and pid_alive(process.pid)
+            and ready.is_set()
+        )
 
     def start(self) -> None:
         """Start the workers and the supervisor; the app recovers orphaned runs just before."""

@@ -7,12 +7,14 @@ import os
 import signal
 import socket
 import time
+from multiprocessing.synchronize import Event as EventType
 
 import torch
 
 from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory, session_scope
 from app.jobs.task import TaskContext, execute_run
+from app.ml.engine import warm_up
 from app.services.run_lifecycle import claim_next_run
 
 log = logging.getLogger(__name__)
@@ -34,10 +36,10 @@ class _StopFlag:
         return self.requested
 
 
-def worker_main(settings: Settings, parent_pid: int, threads: int) -> None:
+def worker_main(settings: Settings, parent_pid: int, threads: int, ready: EventType) -> None:
     """Entry point of a worker process started by the embedded runner.
 
-    SIGTERM asks for a graceful stop: the run in hand is checkpointed and handed back to the
+    `ready` is set once the worker has warmed up and can take a run. SIGTERM asks for a graceful stop: the run in hand is checkpointed and handed back to the
     queue. Ctrl+C in a terminal reaches the whole process group, so SIGINT is ignored here and
     the server decides when its workers stop.
     """
@@ -47,6 +49,8 @@ def worker_main(settings: Settings, parent_pid: int, threads: int) -> None:
     # Concurrent runs must not fight for cores: each worker gets its share.
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
+    warm_up()
+    ready.set()
     engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
     factory = make_session_factory(engine)
     worker_id = make_worker_id()

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.nn import functional
 
-from app.ml.architectures import NetworkSpec, build_network
+from app.ml.architectures import BUILT_IN, NetworkSpec, build_network
 from app.ml.checkpoints import to_cpu
 from app.ml.fast_step import FastStep, FlatOptimizer
 
@@ -126,6 +126,25 @@ class PendingLosses:
         self._losses.clear()
         result: list[float] = values.tolist()
         return result
+
+
+class _Discard:
+    def on_progress(self, first_epoch: int, losses: list[float], val: list[float] | None) -> bool:
+        return True
+
+    def on_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
+        pass
+
+
+def warm_up() -> None:
+    """Pay torch's one-time costs before a process's first run instead of during it.
+
+    The first optimizer built imports torch._dynamo (about 2 s on a 2-core machine), and the
+    first products, checkpoint states and losses load their kernels.
+    """
+    corners = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    config = TrainConfig(network=BUILT_IN["complex"], epochs=2, checkpoint_every=1)
+    train(config, corners, torch.device("cpu"), _Discard())
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ from torch import nn
 from app.ml.architectures import NetworkSpec, build_network
 
 # Points per forward pass: bounds memory for the widest networks on the largest requests.
-PREDICT_CHUNK = 65_536
+PREDICT_CHUNK = 4096
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,15 @@ def create_run(session: Session, request: AnyRunCreate) -> RunPublic:
 
 
 def get_run(session: Session, run_id: int) -> RunPublic:
-    run = find_run(session, run_id)
-    return _public(run, _dataset_name(session, run.dataset_id))
+    # One query, not two: this is what clients poll while a run trains.
+    row = session.execute(
+        select(Run, Dataset.name)
+        .join(Dataset, Dataset.id == Run.dataset_id)
+        .where(Run.id == run_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no run with id {run_id}")
+    return _public(row[0], row[1])
 
 
 def list_runs(
@@ -199,11 +206,15 @@ def list_checkpoints(session: Session, run_id: int) -> list[CheckpointPublic]:
 def find_checkpoint(session: Session, run_id: int, epoch: int | None) -> CheckpointRef:
     """The checkpoint at `epoch`, or the latest one: 404 for an epoch with none, 409 if the
     run has none yet."""
-    find_run(session, run_id)
-    query = select(Checkpoint).where(Checkpoint.run_id == run_id)
+    # Columns, not ORM objects, and the run looked up only when no checkpoint is found: this
+    # query is on the path of every prediction.
+    query = select(Checkpoint.epoch, Checkpoint.path, Checkpoint.sha256).where(
+        Checkpoint.run_id == run_id
+    )
     if epoch is not None:
-        checkpoint = session.scalar(query.where(Checkpoint.epoch == epoch))
+        checkpoint = session.execute(query.where(Checkpoint.epoch == epoch)).one_or_none()
         if checkpoint is None:
+            find_run(session, run_id)
             epochs = session.scalars(
                 select(Checkpoint.epoch)
                 .where(Checkpoint.run_id == run_id)
@@ -214,8 +225,9 @@ def find_checkpoint(session: Session, run_id: int, epoch: int | None) -> Checkpo
                 f"run {run_id} has no checkpoint at epoch {epoch}; its checkpoints: {shown}"
             )
     else:
-        checkpoint = session.scalar(query.order_by(Checkpoint.epoch.desc()).limit(1))
+        checkpoint = session.execute(query.order_by(Checkpoint.epoch.desc()).limit(1)).one_or_none()
         if checkpoint is None:
+            find_run(session, run_id)
             raise Conflict(f"run {run_id} has no checkpoint yet; try again once it has trained")
     return CheckpointRef(run_id, checkpoint.epoch, checkpoint.path, checkpoint.sha256)
 

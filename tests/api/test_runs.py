@@ -226,6 +226,7 @@ def test_health_counts_the_queue(client: TestClient) -> None:
     create(client)
     create(client)
     assert client.get("/health").json()["queue"] == {"queued": 2, "running": 0}
+    assert client.get("/health").json()["workers"] is None  # this app runs no workers
 
 
 def test_log_of_a_run_with_no_epochs_yet_is_empty_text(client: TestClient) -> None:

@@ -83,6 +83,21 @@ def worker_pid_of(client: TestClient, run_id: int) -> int:
     return int(worker_id.rpartition(":")[2])
 
 
+def test_health_counts_workers_ready_once_they_have_warmed_up(runner_client: TestClient) -> None:
+    def ready() -> dict[str, int] | None:
+        workers: dict[str, int] = runner_client.get("/health").json()["workers"]
+        return workers if workers["ready"] == 2 else None
+
+    assert wait_for(ready, 60) == {"configured": 2, "ready": 2}
+    # A worker that dies is no longer counted, and its replacement is once it is warm.
+    runner = runner_client.app.state.runner  # type: ignore[attr-defined]
+    victim = runner.processes[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    wait_for(lambda: runner_client.get("/health").json()["workers"]["ready"] < 2, 10, 0.02)
+    wait_for(ready, 60)
+    assert runner.processes[0].pid != victim.pid
+
+
 def test_two_runs_train_at_once_and_both_finish(runner_client: TestClient) -> None:
     ids = [
         runner_client.post(

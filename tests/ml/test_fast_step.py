@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from app.ml import engine
 from app.ml.architectures import build_network, network_spec
 from app.ml.engine import TrainConfig, make_optimizer, train
 from app.ml.fast_step import FastStep, FlatOptimizer
@@ -139,8 +140,30 @@ def test_the_engine_follows_the_tutorials_loop_within_float32_rounding(
 ) -> None:
     torch.manual_seed(9)
     tutorial = tutorial_loop(build_network(network_spec(architecture)), epochs)
-    engine = run(TrainConfig(network=network_spec(architecture), epochs=epochs, seed=9), fast=True)
+    ours = run(TrainConfig(network=network_spec(architecture), epochs=epochs, seed=9), fast=True)
     # A few float32 steps apart (float32 rounding is 6e-8 relative). The simple model is convex,
     # so that holds for the whole run; the complex one is not, and such tiny differences grow
     # over thousands of epochs as they would between two machines, so only its start is held.
-    np.testing.assert_allclose(engine.losses, tutorial, rtol=1e-6)
+    np.testing.assert_allclose(ours.losses, tutorial, rtol=1e-6)
+
+
+def test_a_small_loss_buffer_reports_often_and_the_same_losses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Many points make the logits buffer hold few epochs; the history must not change.
+    assert engine.PendingLosses.capacity_for(200) == 4096
+    assert engine.PendingLosses.capacity_for(100_000) == 41  # 16 MiB of logits at most
+    config = make_config(CASES["complex"], epochs=100, validation_split=0.2)
+    roomy = run(config, fast=True)
+    monkeypatch.setattr(engine, "LOSS_BUFFER_BYTES", 1)
+    assert engine.PendingLosses.capacity_for(200) == 16
+    tight = run(config, fast=True)  # Recorder checks that reports are contiguous
+    assert tight.losses == roomy.losses
+    assert tight.val_losses == roomy.val_losses
+
+
+def test_warm_up_leaves_no_trace_and_the_next_run_is_unchanged() -> None:
+    config = make_config(CASES["simple"], epochs=30)
+    before = run(config, fast=True)
+    engine.warm_up()
+    assert run(config, fast=True).losses == before.losses

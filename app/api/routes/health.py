@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from app.core.migrate import current_revision
 from app.ml.devices import cuda_device_names
-from app.schemas.health import CudaPublic, HealthPublic
+from app.schemas.health import CudaPublic, HealthPublic, WorkersPublic
 from app.services.runs import queue_depth
 
 router = APIRouter(tags=["health"])
@@ -28,10 +28,16 @@ def health(request: Request) -> HealthPublic:
     except Exception as exc:
         database = f"unreachable: {type(exc).__name__}"
     names = cuda_device_names()
+    runner = request.app.state.runner
+    workers = None
+    if runner is not None:
+        settings = request.app.state.settings
+        workers = WorkersPublic(configured=settings.worker_count, ready=runner.ready_count())
     return HealthPublic(
         status="ok" if database == "ok" else "degraded",
         database=database,
         database_revision=revision,
         cuda=CudaPublic(available=bool(names), device_count=len(names), devices=names),
         queue=queue,
+        workers=workers,
     )

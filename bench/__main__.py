@@ -1,0 +1,80 @@
+"""Run the benchmark suite: `python -m bench [--quick] [--only SECTION ...]`.
+
+Prints a table of every figure with its target and writes the same as JSON
+(bench/results/latest.json unless --json says otherwise). Exit status 0 whether or not targets
+are met: the suite measures, it does not judge; the table says which targets were met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from app.core.config import PROJECT_ROOT
+from bench import service, training
+from bench.context import BenchContext
+from bench.report import Figure, print_table, write_json
+from scripts.live_server import LiveServer
+
+SECTIONS = ["training", *service.SECTIONS]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="2001 epochs, one repeat: a smoke run (~2 min)"
+    )
+    parser.add_argument("--repeats", type=int, help="timed repeats per figure (default 3)")
+    parser.add_argument("--epochs", type=int, help="epochs of each run (default 20001)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="sections to run")
+    parser.add_argument(
+        "--json", type=Path, default=PROJECT_ROOT / "bench" / "results" / "latest.json"
+    )
+    args = parser.parse_args()
+    ctx = BenchContext(
+        epochs=args.epochs or (2001 if args.quick else 20001),
+        repeats=args.repeats or (1 if args.quick else 3),
+        requests=100 if args.quick else 300,
+    )
+    chosen = args.only or SECTIONS
+    print(
+        f"bench: {', '.join(chosen)}; {ctx.epochs} epochs, {ctx.repeats} repeats, "
+        f"data {ctx.csv_path}",
+        flush=True,
+    )
+    started = time.monotonic()
+    figures: list[Figure] = []
+    if "training" in chosen:
+        figures += training.measure(ctx)
+        print(f"  training done at {time.monotonic() - started:.0f} s", flush=True)
+    served = [name for name in service.SECTIONS if name in chosen]
+    if served:
+        with tempfile.TemporaryDirectory(prefix="pc-bench-") as folder:
+            server = LiveServer(Path(folder))
+            server.start()
+            server.wait_for_workers()  # a user's first run pays their start-up; not measured
+            try:
+                under_test = service.Service(server, ctx)
+                for name in served:
+                    figures += service.SECTIONS[name](under_test)
+                    print(f"  {name} done at {time.monotonic() - started:.0f} s", flush=True)
+            finally:
+                server.stop()
+    print()
+    print_table(figures)
+    options: dict[str, object] = {
+        "epochs": ctx.epochs,
+        "repeats": ctx.repeats,
+        "requests": ctx.requests,
+        "sections": chosen,
+        "data": str(ctx.csv_path),
+        "seconds": round(time.monotonic() - started),
+    }
+    write_json(args.json, figures, options)
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

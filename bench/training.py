@@ -1,0 +1,68 @@
+"""1. Training speed: the engine's epochs per second against the tutorial's plain loop."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from app.ml.architectures import network_spec
+from app.ml.engine import TrainConfig, train
+from app.ml.points_csv import parse_points_csv
+from bench.context import BenchContext, threads
+from bench.report import Figure, at_least, median
+from bench.tutorial_loop import run_tutorial_loop
+
+# The issue's targets: the engine's speed over the plain loop's.
+TARGETS = {"simple": 8.0, "complex": 2.0}
+
+
+class KeepLosses:
+    """Callbacks as a worker's, minus the database: every loss is received and kept."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_progress(self, first_epoch: int, losses: list[float], val: list[float] | None) -> bool:
+        self.losses += losses
+        return True
+
+    def on_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
+        pass
+
+
+def run_engine(ctx: BenchContext, architecture: str) -> float:
+    points = parse_points_csv(ctx.csv_path.read_bytes(), 100_000)
+    config = TrainConfig(network=network_spec(architecture), epochs=ctx.epochs, seed=0)
+    started = time.perf_counter()
+    train(config, points, torch.device("cpu"), KeepLosses())
+    return time.perf_counter() - started
+
+
+def measure(ctx: BenchContext) -> list[Figure]:
+    figures = []
+    for architecture in ("simple", "complex"):
+        plain, engine = [], []
+        for _ in range(ctx.repeats):  # interleaved, so a noisy minute hits both
+            with threads(ctx.plain_threads):
+                plain.append(run_tutorial_loop(ctx.csv_path, architecture, ctx.epochs))
+            with threads(ctx.worker_threads):
+                engine.append(run_engine(ctx, architecture))
+        ctx.plain_seconds[architecture] = median(plain)
+        ratio = median(plain) / median(engine)
+        target, met = at_least(ratio, TARGETS[architecture])
+        figures.append(
+            Figure(
+                "training",
+                f"{architecture}: engine speed / plain loop's",
+                ratio,
+                "x",
+                target,
+                met,
+                f"engine {ctx.epochs / median(engine):,.0f} epochs/s ({ctx.worker_threads} "
+                f"thread), plain {ctx.epochs / median(plain):,.0f} epochs/s "
+                f"({ctx.plain_threads} threads); {ctx.epochs} epochs, {ctx.repeats} repeats",
+            )
+        )
+    return figures
