@@ -84,7 +84,6 @@ class PendingLosses:
         self.capacity = capacity
         self.count = 0
         self._logits: torch.Tensor | None = None
-        self._rows: tuple[torch.Tensor, ...] = ()
         self._losses: list[torch.Tensor] = []
 
     @staticmethod
@@ -96,8 +95,8 @@ class PendingLosses:
         if self._logits is None:
             shape = (self.capacity, *self.targets.shape)
             self._logits = torch.empty(shape, device=self.targets.device)
-            self._rows = self._logits.unbind(0)
-        return self._rows[self.count]
+        # A view made when needed: unbind() would make them all at once, at 10 us each.
+        return self._logits[self.count]
 
     def commit(self) -> None:
         self.count += 1

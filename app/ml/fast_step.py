@@ -176,7 +176,7 @@ class FlatOptimizer:
         self.scratches = step.views(self.scratch)
         # Adam's step count, where its fused kernel reads it: a view into a run of counts made
         # ahead, since adding 1 to a tensor each step costs more than the kernel itself.
-        self._counts: tuple[Tensor, ...] = ()
+        self._counts = zeros(0)
         self._next_count = 0
 
     def step(self) -> None:
@@ -222,7 +222,7 @@ class FlatOptimizer:
     def _count(self, step: int) -> Tensor:
         if self._next_count >= len(self._counts):
             counts = torch.arange(step, step + COUNTS_AHEAD, device=self.fast.device)
-            self._counts = counts.float().unbind(0)
+            self._counts = counts.float()
             self._next_count = 0
         count = self._counts[self._next_count]
         self._next_count += 1
@@ -254,7 +254,7 @@ class FlatOptimizer:
     def import_from(self, optimizer: torch.optim.Optimizer) -> None:
         """Take the state of `optimizer`, as loaded from a checkpoint."""
         self.steps = 0
-        self._counts = ()
+        self._counts = self._counts[:0]
         self.first.zero_()
         self.second.zero_()
         names = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("momentum_buffer", "square_avg")}
