@@ -66,7 +66,7 @@ class _Buffers:
 
 
 class FastStep:
-    """Forward, BCE-with-logits loss and backward of an MLP, into one flat gradient buffer."""
+    """Forward and backward of an MLP under the mean BCE-with-logits loss, into flat buffers."""
 
     def __init__(self, model: nn.Sequential, activation: str) -> None:
         linears = [module for module in model if isinstance(module, nn.Linear)]
@@ -78,13 +78,13 @@ class FastStep:
             self.offsets.append(total)
             total += -(-parameter.numel() // ALIGNMENT) * ALIGNMENT
         self.parameters = parameters
-        self.flat = torch.empty(total, device=device)
+        # Zeros: the padding between parameters stays zero, and so do its gradients and moments.
+        self.flat = torch.zeros(total, device=device)
         self.flat_grad = torch.zeros(total, device=device)
         self.weights: list[Tensor] = []
         self.biases: list[Tensor] = []
         self.weight_grads: list[Tensor] = []
         self.bias_grads: list[Tensor] = []
-        self.flat.zero_()  # the padding between parameters stays zero, and so do its moments
         for index, (parameter, view, grad_view) in enumerate(
             zip(parameters, self.views(self.flat), self.views(self.flat_grad), strict=True)
         ):
