@@ -2,14 +2,19 @@
 
 Prints a table of every figure with its target and writes the same as JSON
 (bench/results/latest.json unless --json says otherwise). Exit status 0 whether or not targets
-are met: the suite measures, it does not judge; the table says which targets were met.
+are met: the suite measures, it does not judge; the table says which targets were met. A section
+that fails is reported with its traceback, the others still run, and the status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from app.core.config import PROJECT_ROOT
@@ -46,20 +51,28 @@ def main() -> None:
     )
     started = time.monotonic()
     figures: list[Figure] = []
+    failed: list[str] = []
+
+    def run_section(name: str, measure: Callable[[], list[Figure]]) -> None:
+        try:
+            figures.extend(measure())
+            print(f"  {name} done at {time.monotonic() - started:.0f} s", flush=True)
+        except Exception:
+            failed.append(name)
+            print(f"  {name} FAILED:\n{traceback.format_exc()}", flush=True)
+
     if "training" in chosen:
-        figures += training.measure(ctx)
-        print(f"  training done at {time.monotonic() - started:.0f} s", flush=True)
+        run_section("training", lambda: training.measure(ctx))
     served = [name for name in service.SECTIONS if name in chosen]
     if served:
         with tempfile.TemporaryDirectory(prefix="pc-bench-") as folder:
             server = LiveServer(Path(folder))
             server.start()
-            server.wait_for_workers()  # a user's first run pays their start-up; not measured
             try:
+                server.wait_for_workers()  # a user's first run pays their start-up; not timed
                 under_test = service.Service(server, ctx)
                 for name in served:
-                    figures += service.SECTIONS[name](under_test)
-                    print(f"  {name} done at {time.monotonic() - started:.0f} s", flush=True)
+                    run_section(name, functools.partial(service.SECTIONS[name], under_test))
             finally:
                 server.stop()
     print()
@@ -71,9 +84,13 @@ def main() -> None:
         "sections": chosen,
         "data": str(ctx.csv_path),
         "seconds": round(time.monotonic() - started),
+        "failed_sections": failed,
     }
     write_json(args.json, figures, options)
     print(f"\nwritten to {args.json}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
