@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,20 +14,20 @@ from app.core.db import has_writes
 from app.services.results import ResultCaches
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
+async def get_session(request: Request) -> AsyncGenerator[Session, None]:
     """The request's session, committed if it wrote, rolled back on an error.
 
-    Async, so it costs no thread hop of its own: making a session does no I/O, and a request that
-    only read releases its connection without waiting on anything. A commit may wait for
-    SQLite's write lock, so it runs in the thread pool. scope="function" below: the commit
-    happens before the response is sent, so a client never sees a success for a write that did
-    not land.
+    Async, so it costs no thread hop of its own: making a session does no I/O, and neither a
+    read's release nor a rollback waits on anything. A commit may wait for SQLite's write lock,
+    so it runs in the thread pool. The rollback is not awaited, so a request cancelled by its
+    client still gives its connection back. scope="function" below: the commit happens before
+    the response is sent, so a client never sees a success for a write that did not land.
     """
     session: Session = request.app.state.session_factory()
     try:
         yield session
     except BaseException:
-        await run_in_threadpool(_close, session, commit=False)
+        _close(session, commit=False)
         raise
     if has_writes(session):
         await run_in_threadpool(_close, session, commit=True)

@@ -51,7 +51,11 @@ def _mark_written_by_statement(state: ORMExecuteState) -> None:
 
 
 def has_writes(session: Session) -> bool:
-    """Whether the session wrote, or holds changes to write: only then is a commit needed."""
+    """Whether the session wrote, or holds changes to write: only then is a commit needed.
+
+    ORM flushes and Core insert, update and delete statements count; a raw `text()` statement
+    does not, so services write through those.
+    """
     return bool(session.info.get("written") or session.new or session.dirty or session.deleted)
 
 
