@@ -56,9 +56,10 @@ ALIGNMENT = 16
 class _Buffers:
     """Activations and gradients for one batch size, allocated once."""
 
-    def __init__(self, n: int, widths: list[int], device: torch.device) -> None:
+    def __init__(self, n: int, widths: list[int], device: torch.device, *, gelu: bool) -> None:
         self.outputs = [torch.empty(n, width, device=device) for width in widths]
-        self.activated = [torch.empty(n, width, device=device) for width in widths]  # gelu's
+        # gelu alone cannot work in place: its backward needs the input, kept in `outputs`.
+        self.activated = [torch.empty(n, width, device=device) for width in widths] if gelu else []
         self.grads = [torch.empty(n, width, device=device) for width in widths]
         # Made once: a view, or a Python number turned into a tensor, costs microseconds a call.
         self.grads_t = [grad.t() for grad in self.grads]
@@ -109,7 +110,9 @@ class FastStep:
     def _buffers_for(self, n: int) -> _Buffers:
         buffers = self._buffers.get(n)
         if buffers is None:
-            buffers = self._buffers[n] = _Buffers(n, self.widths, self.device)
+            buffers = self._buffers[n] = _Buffers(
+                n, self.widths, self.device, gelu=self.activation == "gelu"
+            )
         return buffers
 
     def forward_backward(self, x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
