@@ -39,9 +39,10 @@ class _StopFlag:
 def worker_main(settings: Settings, parent_pid: int, threads: int, ready: EventType) -> None:
     """Entry point of a worker process started by the embedded runner.
 
-    `ready` is set once the worker has warmed up and can take a run. SIGTERM asks for a graceful stop: the run in hand is checkpointed and handed back to the
-    queue. Ctrl+C in a terminal reaches the whole process group, so SIGINT is ignored here and
-    the server decides when its workers stop.
+    `ready` is set once the worker has warmed up and can take a run. SIGTERM asks for a graceful
+    stop: the run in hand is checkpointed and handed back to the queue. Ctrl+C in a terminal
+    reaches the whole process group, so SIGINT is ignored here and the server decides when its
+    workers stop.
     """
     stop = _StopFlag()
     signal.signal(signal.SIGINT, signal.SIG_IGN)

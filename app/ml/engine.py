@@ -200,9 +200,10 @@ def train(
         shuffle.set_state(resume["rng"]["shuffle"])
         torch.set_rng_state(resume["rng"]["torch"])
         start = int(resume["epoch"])
-    fast_step = FastStep(model, config.network.activation) if fast else None
+    # The fast path: the optimizer holds the step whose flat buffers it updates.
     flat_optimizer = None
-    if fast_step is not None:
+    if fast:
+        fast_step = FastStep(model, config.network.activation)
         flat_optimizer = FlatOptimizer(
             config.optimizer, config.learning_rate, config.momentum, fast_step
         )
@@ -252,8 +253,8 @@ def train(
 
     def step(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """One optimizer update on (x, y); the logits before it, written to `out` when given."""
-        if fast_step is not None and flat_optimizer is not None:
-            logits = fast_step.forward_backward(x, y, out)
+        if flat_optimizer is not None:
+            logits = flat_optimizer.fast.forward_backward(x, y, out)
             flat_optimizer.step()
             return logits
         optimizer.zero_grad(set_to_none=True)
