@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
-from app.core.db import has_writes
+from app.core.db import end_session, has_writes
 from app.services.results import ResultCaches
 
 
@@ -27,21 +27,11 @@ async def get_session(request: Request) -> AsyncGenerator[Session, None]:
     try:
         yield session
     except BaseException:
-        _close(session, commit=False)
+        end_session(session, commit=False)
         raise
     if has_writes(session):
-        await run_in_threadpool(_close, session, commit=True)
+        await run_in_threadpool(end_session, session, commit=True)
     else:
-        session.close()
-
-
-def _close(session: Session, *, commit: bool) -> None:
-    try:
-        if commit:
-            session.commit()
-        else:
-            session.rollback()
-    finally:
         session.close()
 
 

@@ -59,15 +59,24 @@ def has_writes(session: Session) -> bool:
     return bool(session.info.get("written") or session.new or session.dirty or session.deleted)
 
 
+def end_session(session: Session, *, commit: bool) -> None:
+    """Commit or roll back, then give the connection back: how every session ends."""
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """The one place background code commits: commit on success, roll back on error."""
     session = factory()
     try:
         yield session
-        session.commit()
     except BaseException:
-        session.rollback()
+        end_session(session, commit=False)
         raise
-    finally:
-        session.close()
+    end_session(session, commit=True)
