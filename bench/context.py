@@ -35,14 +35,15 @@ class BenchContext:
     )
     plain_seconds: dict[str, float] = field(default_factory=dict)  # median, per architecture
 
+    def time_plain_loop(self, architecture: str) -> float:
+        """One run of the tutorial's loop, as a script would run it; its seconds."""
+        with threads(self.plain_threads):
+            return run_tutorial_loop(self.csv_path, architecture, self.epochs)
+
     def plain_median(self, architecture: str) -> float:
         """The plain loop's median time, measured once per suite run and shared."""
         if architecture not in self.plain_seconds:
-            with threads(self.plain_threads):
-                times = [
-                    run_tutorial_loop(self.csv_path, architecture, self.epochs)
-                    for _ in range(self.repeats)
-                ]
+            times = [self.time_plain_loop(architecture) for _ in range(self.repeats)]
             self.plain_seconds[architecture] = median(times)
         return self.plain_seconds[architecture]
 

@@ -12,7 +12,6 @@ from app.ml.engine import TrainConfig, train
 from app.ml.points_csv import parse_points_csv
 from bench.context import BenchContext, threads
 from bench.report import Figure, at_least, median
-from bench.tutorial_loop import run_tutorial_loop
 
 # The targets: the engine's speed over the plain loop's.
 TARGETS = {"simple": 8.0, "complex": 2.0}
@@ -45,8 +44,7 @@ def measure(ctx: BenchContext) -> list[Figure]:
     for architecture in ("simple", "complex"):
         plain, engine = [], []
         for _ in range(ctx.repeats):  # interleaved, so a noisy minute hits both
-            with threads(ctx.plain_threads):
-                plain.append(run_tutorial_loop(ctx.csv_path, architecture, ctx.epochs))
+            plain.append(ctx.time_plain_loop(architecture))
             with threads(ctx.worker_threads):
                 engine.append(run_engine(ctx, architecture))
         ctx.plain_seconds[architecture] = median(plain)
