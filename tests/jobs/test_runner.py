@@ -198,20 +198,34 @@ def test_a_diverging_run_fails_with_the_epoch(runner_client: TestClient) -> None
     assert "NaN" not in runner_client.get(f"/runs/{run_id}").text
 
 
-def test_server_killed_mid_run_resumes_on_restart(tmp_path: Path) -> None:
-    env = {"PC_WORKERS": "1", "PC_PROGRESS_INTERVAL_S": "0.1", "PC_HEARTBEAT_TIMEOUT_S": "5"}
+def kill_mid_run(
+    tmp_path: Path, env: dict[str, str], body: dict[str, Any], past_epoch: int
+) -> tuple[LiveServer, int]:
+    """Start a server and a run, SIGKILL the server once the run is past `past_epoch`, and start
+    a new server on the same folder: (the new server, the run's id)."""
     server = LiveServer(tmp_path, **env)
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
-            run_id = http.post(
-                "/runs", json={"epochs": 4000, "checkpoint_every": 250, "seed": 4}
-            ).json()["id"]
-            wait_for(lambda: run_status(http, run_id)["epoch"] > 600, 90)
+            run_id: int = http.post("/runs", json=body).json()["id"]
+            wait_for(lambda: run_status(http, run_id)["epoch"] > past_epoch, 90)
+    finally:
         server.kill()
-        # The new server finds the run orphaned and resumes it from its last checkpoint.
-        server = LiveServer(tmp_path, **env)
-        server.start()
+    restarted = LiveServer(tmp_path, **env)
+    try:
+        restarted.start()
+    except BaseException:
+        restarted.stop()
+        raise
+    return restarted, run_id
+
+
+def test_server_killed_mid_run_resumes_on_restart(tmp_path: Path) -> None:
+    env = {"PC_WORKERS": "1", "PC_PROGRESS_INTERVAL_S": "0.1", "PC_HEARTBEAT_TIMEOUT_S": "5"}
+    body = {"epochs": 4000, "checkpoint_every": 250, "seed": 4}
+    # The new server finds the run orphaned and resumes it from its last checkpoint.
+    server, run_id = kill_mid_run(tmp_path, env, body, past_epoch=600)
+    try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             run = wait_ended(http, run_id, 180)
             assert run["status"] == "succeeded", run
@@ -223,15 +237,8 @@ def test_server_killed_mid_run_resumes_on_restart(tmp_path: Path) -> None:
 
 def test_orphaned_run_fails_with_a_reason_after_max_restarts(tmp_path: Path) -> None:
     env = {"PC_WORKERS": "1", "PC_PROGRESS_INTERVAL_S": "0.1", "PC_MAX_RESTARTS": "0"}
-    server = LiveServer(tmp_path, **env)
-    server.start()
+    server, run_id = kill_mid_run(tmp_path, env, {"epochs": 100_000}, past_epoch=10)
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            run_id = http.post("/runs", json={"epochs": 100_000}).json()["id"]
-            wait_for(lambda: run_status(http, run_id)["epoch"] > 10, 90)
-        server.kill()
-        server = LiveServer(tmp_path, **env)
-        server.start()
         with httpx.Client(base_url=server.url, timeout=30) as http:
             run = wait_ended(http, run_id, 60)
         assert run["status"] == "failed"
