@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.report import percentile
 from scripts.live_server import LiveServer
 
 
@@ -30,11 +31,6 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def client_loop(
