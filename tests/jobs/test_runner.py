@@ -83,10 +83,14 @@ def worker_pid_of(client: TestClient, run_id: int) -> int:
     return int(worker_id.rpartition(":")[2])
 
 
+def all_workers_ready(client: TestClient) -> dict[str, int] | None:
+    workers: dict[str, int] = client.get("/health").json()["workers"]
+    return workers if workers["ready"] == workers["configured"] else None
+
+
 def test_health_counts_workers_ready_once_they_have_warmed_up(runner_client: TestClient) -> None:
     def ready() -> dict[str, int] | None:
-        workers: dict[str, int] = runner_client.get("/health").json()["workers"]
-        return workers if workers["ready"] == 2 else None
+        return all_workers_ready(runner_client)
 
     assert wait_for(ready, 60) == {"configured": 2, "ready": 2}
     # A worker that dies is no longer counted, and its replacement is once it is warm.
@@ -99,9 +103,12 @@ def test_health_counts_workers_ready_once_they_have_warmed_up(runner_client: Tes
 
 
 def test_two_runs_train_at_once_and_both_finish(runner_client: TestClient) -> None:
+    # Both workers warm, and runs long enough (seconds with the fast engine) to overlap: else
+    # one worker can finish its run before the other has warmed up to take the second.
+    wait_for(lambda: all_workers_ready(runner_client), 60)
     ids = [
         runner_client.post(
-            "/runs", json={"architecture": "complex", "epochs": 1500, "seed": s}
+            "/runs", json={"architecture": "complex", "epochs": 4500, "seed": s}
         ).json()["id"]
         for s in (1, 2)
     ]
@@ -109,17 +116,17 @@ def test_two_runs_train_at_once_and_both_finish(runner_client: TestClient) -> No
     runs = [wait_ended(runner_client, i) for i in ids]
     for run in runs:
         assert run["status"] == "succeeded", run
-        assert run["epoch"] == 1500
+        assert run["epoch"] == 4500
         assert run["device_used"] == "cpu"
         assert run["final_loss"] is not None
         assert 0 < run["accuracy"] <= 1
         assert run["final_loss"] == run["loss"]
-    assert_history_continuous(runner_client, ids[0], 1500)
+    assert_history_continuous(runner_client, ids[0], 4500)
     checkpoints = runner_client.get(f"/runs/{ids[0]}/checkpoints").json()
-    assert [c["epoch"] for c in checkpoints] == [1000, 1500]
-    download = runner_client.get(f"/runs/{ids[0]}/checkpoints/1500")
+    assert [c["epoch"] for c in checkpoints] == [1000, 2000, 3000, 4000, 4500]
+    download = runner_client.get(f"/runs/{ids[0]}/checkpoints/4500")
     assert download.status_code == 200
-    assert len(download.content) == checkpoints[1]["size_bytes"]
+    assert len(download.content) == checkpoints[-1]["size_bytes"]
     assert runner_client.get(f"/runs/{ids[0]}/checkpoints/1234").status_code == 404
 
 
@@ -274,7 +281,9 @@ def test_sigterm_checkpoints_running_runs_and_the_next_start_resumes_them(tmp_pa
 
 def test_events_stream_progress_until_the_run_ends(live_server: LiveServer) -> None:
     with httpx.Client(base_url=live_server.url, timeout=60) as http:
-        run_id = http.post("/runs", json={"architecture": "simple", "epochs": 6000}).json()["id"]
+        # Seconds of training even with the fast engine, so the twice-a-second events see it run.
+        body = {"architecture": "simple", "epochs": 60_000}
+        run_id = http.post("/runs", json=body).json()["id"]
         events: list[tuple[str, dict[str, Any]]] = []
         with http.stream("GET", f"/runs/{run_id}/events") as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
