@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api.auth import require_api_key
 from app.api.body_limit import BodySizeLimitMiddleware
@@ -26,6 +27,15 @@ DESCRIPTION = """
 Train small PyTorch classifiers on labelled 2D points, in the background, and see what they
 learned. Upload a dataset (or use the built-in `linear`, `curve` and `random`), start a run
 with `POST /runs`, follow it, then look at its decision boundary and ask it for predictions.
+
+**The tutorial in four steps** (each operation's example runs as it is):
+
+1. `POST /runs`: *Try it out*, *Execute*. The tutorial's 2-128-128-1 network trains on `curve`
+   for 20,001 epochs in the background; the answer carries its `id`.
+2. `GET /runs/{run_id}`: its status and epoch; `GET /runs/{run_id}/log` prints the tutorial's
+   `Epoch n, Loss: x` lines.
+3. `GET /runs/{run_id}/boundary.png`: the decision boundary it learned.
+4. `POST /predict`: probabilities for your own points.
 """
 
 
@@ -60,11 +70,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 runner.stop()
             engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI from files the service serves itself (fastapi-offline ships them), not from a
+    # CDN: machines that train models often have no internet. No ReDoc: its page still asks a
+    # CDN for its logo.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="Point Classifier Service",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        swagger_ui_parameters={"displayRequestDuration": True},
     )
     app.state.settings = settings
     app.state.result_caches = ResultCaches.create()

@@ -8,10 +8,15 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.api.responses import ERROR_EXAMPLES
 from app.core.config import Settings
 from app.ml.devices import available_devices
+from app.schemas.runs import RUN_EXAMPLES
 
 WRITE_METHODS = ("post", "put", "patch", "delete")
+# FastAPI leaves null values out of the examples it writes into the schema; these show `null`
+# on purpose (full batch, a drawn seed), so they are put back as written.
+EXAMPLES_WITH_NULLS = {("/runs", "post"): RUN_EXAMPLES}
 
 
 def _needs_key(method: str, settings: Settings) -> bool:
@@ -30,6 +35,15 @@ def _truthful(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 operation.get("responses", {}).pop("401", None)
     if settings.api_key is None:
         schema.get("components", {}).pop("securitySchemes", None)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            # FastAPI adds this answer itself to every operation that takes input.
+            validation = operation.get("responses", {}).get("422", {})
+            for content in validation.get("content", {}).values():
+                content.setdefault("example", {"detail": ERROR_EXAMPLES[422]})
+    for (path, method), examples in EXAMPLES_WITH_NULLS.items():
+        body = schema["paths"][path][method]["requestBody"]["content"]["application/json"]
+        body["examples"] = examples
     devices = ["auto", *available_devices()]
     for name, component in schema.get("components", {}).get("schemas", {}).items():
         device = component.get("properties", {}).get("device")

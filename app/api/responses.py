@@ -1,4 +1,5 @@
-"""OpenAPI descriptions of the error answers routes share."""
+"""OpenAPI descriptions of the error answers routes share, each with an example of the real
+message, so the Swagger UI shows what a client will actually read."""
 
 from __future__ import annotations
 
@@ -14,18 +15,49 @@ class ErrorPublic(BaseModel):
     )
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    descriptions = {
-        400: "malformed request",
-        401: "missing or wrong API key (only when PC_API_KEY is set)",
-        403: "not allowed",
-        404: "not found",
-        409: "conflicts with the current state",
-        413: "request body too large",
-        422: "invalid input; the detail names the field or row",
-        503: "temporarily unavailable; retry",
+ERROR_DESCRIPTIONS = {
+    400: "malformed request",
+    401: "missing or wrong API key (only when PC_API_KEY is set)",
+    403: "not allowed",
+    404: "not found",
+    409: "conflicts with the current state",
+    413: "request body too large",
+    422: "invalid input; the detail names the field or row",
+    503: "temporarily unavailable; retry",
+}
+
+# The messages the service sends, as examples; a route names its own where it has one.
+ERROR_EXAMPLES: dict[int, Any] = {
+    400: "There was an error parsing the body",
+    401: "missing or wrong API key: send 'Authorization: Bearer <PC_API_KEY>'",
+    403: "'curve' is a built-in dataset and cannot be deleted",
+    404: "no run with id 7",
+    409: "run 7 has no checkpoint yet; try again once it has trained",
+    413: "request body is larger than the 8388608 bytes accepted (PC_MAX_UPLOAD_BYTES)",
+    422: [
+        {
+            "type": "less_than_equal",
+            "loc": ["body", "epochs"],
+            "msg": "Input should be less than or equal to 1000000",
+            "input": 5000000,
+            "ctx": {"le": 1000000},
+        }
+    ],
+    503: "the database is busy; try again shortly",
+}
+
+
+def errors(*codes: int, examples: dict[int, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+    """Response entries for `codes`, each with the real message as its example."""
+    chosen = {**ERROR_EXAMPLES, **(examples or {})}
+    return {
+        code: {
+            "model": ErrorPublic,
+            "description": ERROR_DESCRIPTIONS[code],
+            "content": {"application/json": {"example": {"detail": chosen[code]}}},
+        }
+        for code in codes
     }
-    return {code: {"model": ErrorPublic, "description": descriptions[code]} for code in codes}
 
 
 PNG_RESPONSE: dict[int | str, dict[str, Any]] = {

@@ -13,6 +13,22 @@ from app.schemas.types import Integer, json_number
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 NAME_RULE = "1 to 64 letters, digits, '-' or '_', starting with a letter"
 
+DATASET_IN_USE_EXAMPLE = "dataset 'moons' is used by 2 run(s); delete those runs first"
+GENERATE_EXAMPLES: dict[str, Any] = {
+    "moons": {
+        "summary": "Two interleaved half-moons, a little noise",
+        "value": {"kind": "moons", "n": 400, "noise": 0.1, "seed": 1, "name": "moons"},
+    },
+    "spiral": {
+        "summary": "Two spirals: hard for a small network",
+        "value": {"kind": "spiral", "n": 400, "noise": 0.05, "seed": 1, "name": "spiral"},
+    },
+    "tutorial-curve": {
+        "summary": "The tutorial's curve rule, 1000 points",
+        "value": {"kind": "curve", "n": 1000, "noise": 0.3, "seed": 7, "name": "curve-1000"},
+    },
+}
+
 GeneratorKind = Literal["linear", "curve", "random", "circle", "xor", "gauss", "spiral", "moons"]
 
 

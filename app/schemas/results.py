@@ -24,7 +24,11 @@ class HistoryPublic(BaseModel):
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"run_id": 1, "points": [[0.2, 0.9], [0.8, 0.1]]}]},
+        # Run 1 is the first run started (the README's walk-through and the Swagger UI's
+        # POST /runs example); the two points lie on either side of curve's boundary.
+        json_schema_extra={
+            "examples": [{"run_id": 1, "points": [[0.2, 0.9], [0.8, 0.1]], "epoch": None}]
+        },
     )
 
     run_id: Integer = Field(ge=1, le=2**31 - 1)

@@ -18,6 +18,57 @@ Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 MAX_EPOCHS = 1_000_000
 MAX_CHECKPOINTS = 1000
+# The tutorial's `for epoch in range(20001)`: 20,001 optimizer steps, logged as epochs 0 to 20000.
+TUTORIAL_EPOCHS = 20001
+
+DEVICE_ERROR = (
+    "device 'cuda' was asked for but CUDA is not available on this server; available devices: cpu"
+)
+
+# Swagger UI fills the request body with the first example: it must run as it is and show the
+# intended use (the tutorial's network, full batch, a drawn seed).
+RUN_EXAMPLES: dict[str, Any] = {
+    "tutorial": {
+        "summary": "The tutorial's network on curve (about 15 s)",
+        "value": {
+            "dataset": "curve",
+            "architecture": "complex",
+            "epochs": TUTORIAL_EPOCHS,
+            "learning_rate": 0.003,
+            "optimizer": "adam",
+            "batch_size": None,
+            "seed": None,
+            "device": "auto",
+            "validation_split": 0.0,
+            "checkpoint_every": 1000,
+            "log_every": 1000,
+        },
+    },
+    "simple": {
+        "summary": "The tutorial's linear model on linear (about 2 s)",
+        "value": {"dataset": "linear", "architecture": "simple", "epochs": TUTORIAL_EPOCHS},
+    },
+    "mlp": {
+        "summary": "A network you shape, with a validation split",
+        "value": {
+            "dataset": "curve",
+            "architecture": "mlp",
+            "hidden_layers": [32, 32, 32],
+            "activation": "tanh",
+            "epochs": 5000,
+            "learning_rate": 0.01,
+            "validation_split": 0.2,
+            "seed": 1,
+        },
+    },
+    "long": {
+        "summary": "A long run, to watch, cancel and resume (a few minutes)",
+        "value": {"dataset": "curve", "architecture": "complex", "epochs": 300000},
+    },
+}
+RESUME_EXAMPLES: dict[str, Any] = {
+    "more": {"summary": "Train 5000 epochs more", "value": {"epochs": 5000}},
+}
 
 
 class _RunCreateBase(BaseModel):
@@ -27,10 +78,11 @@ class _RunCreateBase(BaseModel):
         default="curve", min_length=1, max_length=64, description="dataset id or name"
     )
     epochs: Integer = Field(
-        default=20000,
+        default=TUTORIAL_EPOCHS,
         ge=1,
         le=MAX_EPOCHS,
-        description="optimizer passes over the data; the tutorial's loop is 20001",
+        description="optimizer passes over the data; the tutorial's loop is 20001 (epochs 0 to "
+        "20000)",
     )
     learning_rate: Number = Field(default=0.003, gt=0, le=10)
     optimizer: Optimizer = "adam"
@@ -109,7 +161,11 @@ RunCreate = Annotated[
 class RunResume(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    epochs: Integer = Field(ge=1, le=MAX_EPOCHS, description="how many more epochs to train")
+    epochs: Integer = Field(
+        ge=1,
+        le=MAX_EPOCHS,
+        description="how many more epochs to train, counted from the last checkpoint",
+    )
 
 
 class RunPublic(BaseModel):
@@ -121,7 +177,8 @@ class RunPublic(BaseModel):
     hidden_layers: list[int]
     activation: Activation
     parameter_count: int
-    epochs: int = Field(description="epochs the run aims for")
+    epochs: int = Field(description="epochs the run aims for (raised by each resume)")
+    requested_epochs: int = Field(description="epochs the run was created with")
     epoch: int = Field(description="epochs done")
     learning_rate: float
     optimizer: Optimizer
@@ -138,6 +195,10 @@ class RunPublic(BaseModel):
     final_loss: float | None
     accuracy: float | None = Field(description="on all the dataset's points, at the end")
     error: str | None
+    cancel_requested: bool = Field(
+        description="a cancel was asked for; a running run stops at its next report, within "
+        "about a second, and becomes cancelled"
+    )
     restarts: int = Field(description="times the run was picked up again after its worker died")
     created_at: datetime
     started_at: datetime | None

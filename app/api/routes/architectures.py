@@ -10,7 +10,7 @@ from app.schemas.runs import ArchitecturePublic
 router = APIRouter(tags=["runs"])
 
 
-@router.get("/architectures", response_model=list[ArchitecturePublic])
+@router.get("/architectures", summary="List the networks", response_model=list[ArchitecturePublic])
 def list_architectures() -> list[ArchitecturePublic]:
     """The built-in architectures with their parameter counts."""
     specs = [*BUILT_IN.values(), DEFAULT_MLP]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, Body, File, Form, Query, Response, UploadFile, status
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.responses import CSV_RESPONSE, PNG_RESPONSE, errors
 from app.ml.points_csv import format_points_csv
 from app.schemas.datasets import (
+    DATASET_IN_USE_EXAMPLE,
+    GENERATE_EXAMPLES,
     NAME_PATTERN,
     NAME_RULE,
     DatasetGenerate,
@@ -25,9 +27,18 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 @router.post(
     "",
+    summary="Upload a CSV dataset",
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
-    responses=errors(409, 413, 422),
+    responses=errors(
+        409,
+        413,
+        422,
+        examples={
+            409: "a dataset named 'my-curve' already exists; choose another name",
+            422: "row 3, column y: 'nan' is not a finite number",
+        },
+    ),
 )
 def upload_dataset(
     session: SessionDep,
@@ -47,18 +58,23 @@ def upload_dataset(
 
 @router.post(
     "/generate",
+    summary="Generate a synthetic dataset",
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
-    responses=errors(409, 422),
+    responses=errors(
+        409, 422, examples={409: "a dataset named 'moons' already exists; choose another name"}
+    ),
 )
 def generate_dataset(
-    body: DatasetGenerate, session: SessionDep, settings: SettingsDep
+    body: Annotated[DatasetGenerate, Body(openapi_examples=GENERATE_EXAMPLES)],
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> DatasetPublic:
     """Generate synthetic points by a named rule; the same seed gives the same points."""
     return service.generate_dataset(session, body, settings.max_points)
 
 
-@router.get("", response_model=DatasetsPublic)
+@router.get("", summary="List datasets", response_model=DatasetsPublic)
 def list_datasets(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -69,20 +85,38 @@ def list_datasets(
     return DatasetsPublic(data=data, count=count)
 
 
-@router.get("/{ref}", response_model=DatasetPublic, responses=errors(404))
+@router.get(
+    "/{ref}",
+    summary="Read a dataset",
+    response_model=DatasetPublic,
+    responses=errors(404, examples={404: "no dataset with id or name 'spirals'"}),
+)
 def get_dataset(ref: str, session: SessionDep) -> DatasetPublic:
     """One dataset, by id or by name."""
     return service.get_dataset(session, ref)
 
 
-@router.get("/{ref}/points", response_model=PointsPublic, responses=errors(404))
+@router.get(
+    "/{ref}/points",
+    summary="A dataset's points as JSON",
+    response_model=PointsPublic,
+    responses=errors(404, examples={404: "no dataset with id or name 'spirals'"}),
+)
 def get_points(ref: str, session: SessionDep) -> PointsPublic:
     """The points as JSON rows of [x, y, label]."""
     name, points = service.dataset_points(session, ref)
     return PointsPublic(name=name, points=[(x, y, label) for x, y, label in points.tolist()])
 
 
-@router.get("/{ref}/csv", response_class=Response, responses={**CSV_RESPONSE, **errors(404)})
+@router.get(
+    "/{ref}/csv",
+    summary="A dataset as the tutorial's CSV",
+    response_class=Response,
+    responses={
+        **CSV_RESPONSE,
+        **errors(404, examples={404: "no dataset with id or name 'spirals'"}),
+    },
+)
 def get_csv(ref: str, session: SessionDep) -> Response:
     """The points in the tutorial's CSV format (no header, x,y,label), so they round-trip."""
     name, points = service.dataset_points(session, ref)
@@ -93,7 +127,15 @@ def get_csv(ref: str, session: SessionDep) -> Response:
     )
 
 
-@router.get("/{ref}/plot.png", response_class=Response, responses={**PNG_RESPONSE, **errors(404)})
+@router.get(
+    "/{ref}/plot.png",
+    summary="Picture: a dataset's points",
+    response_class=Response,
+    responses={
+        **PNG_RESPONSE,
+        **errors(404, examples={404: "no dataset with id or name 'spirals'"}),
+    },
+)
 def get_plot(ref: str, session: SessionDep) -> Response:
     """The tutorial's scatter picture: label 0 red, label 1 blue."""
     name, points = service.dataset_points(session, ref)
@@ -102,9 +144,15 @@ def get_plot(ref: str, session: SessionDep) -> Response:
 
 @router.delete(
     "/{ref}",
+    summary="Delete a dataset",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=errors(403, 404, 409),
+    responses=errors(
+        403,
+        404,
+        409,
+        examples={404: "no dataset with id or name 'spirals'", 409: DATASET_IN_USE_EXAMPLE},
+    ),
 )
 def delete_dataset(ref: str, session: SessionDep) -> Response:
     """Delete an uploaded or generated dataset (built-ins are protected; 409 while runs use it)."""

@@ -13,7 +13,7 @@ from app.services.runs import queue_depth
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=HealthPublic)
+@router.get("/health", summary="Service health", response_model=HealthPublic)
 def health(request: Request) -> HealthPublic:
     """Status, database reachability, CUDA availability and device count, queue depth."""
     engine = request.app.state.engine

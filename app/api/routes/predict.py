@@ -15,7 +15,12 @@ from app.services import results as service
 router = APIRouter(tags=["results"])
 
 
-@router.post("/predict", response_model=PredictPublic, responses=errors(404, 409, 413, 422))
+@router.post(
+    "/predict",
+    summary="Predict labels for points",
+    response_model=PredictPublic,
+    responses=errors(404, 409, 413, 422),
+)
 def predict(
     body: PredictRequest, session: SessionDep, settings: SettingsDep, caches: CachesDep
 ) -> Response:

@@ -20,7 +20,7 @@ from app.models import RunStatus
 from app.schemas.results import HistoryPublic, RunEventPublic
 from app.services import results as service
 from app.services import runs as runs_service
-from app.services.plots import PictureSize
+from app.services.plots import TUTORIAL_PICTURE, PictureSize
 
 router = APIRouter(prefix="/runs", tags=["results"])
 
@@ -37,6 +37,7 @@ def _size(width: int | None, height: int | None, dpi: int, default: PictureSize)
 
 @router.get(
     "/{run_id}/history",
+    summary="Loss per epoch",
     response_model=HistoryPublic,
     responses={200: {"content": {"text/csv": {}}}, **errors(404)},
 )
@@ -62,7 +63,10 @@ def get_history(
 
 
 @router.get(
-    "/{run_id}/loss.png", response_class=Response, responses={**PNG_RESPONSE, **errors(404, 409)}
+    "/{run_id}/loss.png",
+    summary="Picture: the loss curve",
+    response_class=Response,
+    responses={**PNG_RESPONSE, **errors(404, 409)},
 )
 def get_loss_png(
     run_id: RunId,
@@ -82,6 +86,7 @@ def get_loss_png(
 
 @router.get(
     "/{run_id}/boundary.png",
+    summary="Picture: the decision boundary",
     response_class=Response,
     responses={**PNG_RESPONSE, **errors(404, 409)},
 )
@@ -100,7 +105,7 @@ def get_boundary_png(
 ) -> Response:
     """The decision boundary: probability field, 0.5 contour, points, mistakes marked.
     `style=tutorial` draws the tutorial's 1000 random points coloured by predicted class."""
-    default = PictureSize(600, 600) if style == "tutorial" else PictureSize()
+    default = TUTORIAL_PICTURE if style == "tutorial" else PictureSize()
     png = service.boundary_png(
         session,
         caches,
@@ -115,6 +120,7 @@ def get_boundary_png(
 
 @router.get(
     "/{run_id}/boundary.gif",
+    summary="Animation: the boundary forming, checkpoint by checkpoint",
     response_class=Response,
     responses={
         200: {"content": {"image/gif": {}}, "description": "an animated GIF"},
@@ -152,6 +158,7 @@ def _event(name: str, data: RunEventPublic | dict[str, object]) -> str:
 
 @router.get(
     "/{run_id}/events",
+    summary="Live progress (server-sent events)",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},

@@ -1,0 +1,108 @@
+"""The Swagger UI in a real Chromium, with every request off this machine blocked:
+the pages render from the service's own files, and a newcomer who presses "Try it out" and
+"Execute" on `POST /runs` without editing anything gets the tutorial's run, trained."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Page, Route, sync_playwright
+
+from scripts.live_server import LiveServer
+
+CHROMIUM = "/usr/bin/chromium"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+def chromium_or_skip() -> str:
+    path = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests, but Chromium is not installed")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path_factory.mktemp("docs"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_page(docs_server: LiveServer) -> Iterator[tuple[Page, list[str]]]:
+    executable = chromium_or_skip()
+    outside: list[str] = []
+
+    def offline(route: Route) -> None:
+        url = route.request.url
+        if url.startswith(("data:", "blob:")) or urlsplit(url).hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort("internetdisconnected")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.route("**/*", offline)
+            yield context.new_page(), outside
+        finally:
+            browser.close()
+
+
+def test_swagger_ui_renders_offline_and_runs_the_tutorial_unedited(
+    docs_server: LiveServer, browser_page: tuple[Page, list[str]]
+) -> None:
+    page, outside = browser_page
+    page.goto(f"{docs_server.url}/docs")
+    operation = page.locator("#operations-runs-create_run_runs_post")
+    operation.wait_for(timeout=30_000)
+    assert "Start a training run" in operation.inner_text()
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    prefilled = json.loads(operation.locator("textarea.body-param__text").input_value())
+    assert prefilled["architecture"] == "complex"
+    assert prefilled["dataset"] == "curve"
+    assert prefilled["epochs"] == 20001
+    assert prefilled["batch_size"] is None
+    assert prefilled["seed"] is None
+    operation.get_by_role("button", name="Execute").click()
+    answer = operation.locator(".live-responses-table tbody tr.response").first
+    status = answer.locator(".response-col_status")
+    status.wait_for(timeout=30_000)
+    assert status.inner_text().strip() == "202"
+    run = json.loads(answer.locator(".response-col_description .microlight").first.inner_text())
+    assert outside == [], f"the page asked for files off this machine: {outside}"
+
+    # The run Swagger started is the tutorial's, and it trains to the end in seconds.
+    deadline = time.monotonic() + 180
+    with httpx.Client(base_url=docs_server.url, timeout=10) as http:
+        while time.monotonic() < deadline:
+            current = http.get(f"/runs/{run['id']}").json()
+            if current["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+    assert current["status"] == "succeeded", current
+    assert current["epoch"] == 20001
+    assert current["parameter_count"] == 17025
+    assert 0.0 < current["final_loss"] < 0.1
+
+
+def test_redoc_is_not_served(docs_server: LiveServer) -> None:
+    # ReDoc's page asks a CDN for its logo even when its script is served locally.
+    assert httpx.get(f"{docs_server.url}/redoc").status_code == 404
+    assert httpx.get(f"{docs_server.url}/docs").status_code == 200
