@@ -58,6 +58,7 @@ class Run(Base):
     activation: Mapped[str] = mapped_column(String(16))
     parameter_count: Mapped[int] = mapped_column(Integer)
     epochs: Mapped[int] = mapped_column(Integer)  # total optimizer steps the run aims for
+    requested_epochs: Mapped[int] = mapped_column(Integer)  # as created; a resume raises epochs
     learning_rate: Mapped[float] = mapped_column(Float)
     optimizer: Mapped[str] = mapped_column(String(16))
     momentum: Mapped[float] = mapped_column(Float, default=0.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import delete, func, select
@@ -79,6 +80,7 @@ def create_run(session: Session, request: AnyRunCreate) -> RunPublic:
         activation=spec.activation,
         parameter_count=parameter_count(spec),
         epochs=request.epochs,
+        requested_epochs=request.epochs,
         learning_rate=request.learning_rate,
         optimizer=request.optimizer,
         momentum=request.momentum,
@@ -135,11 +137,10 @@ def cancel_run(session: Session, run_id: int) -> RunPublic:
     run = find_run(session, run_id)
     if RunStatus(run.status).ended:
         raise Conflict(f"run {run_id} has already ended ({run.status}); nothing to cancel")
+    run.cancel_requested = True
     if run.status == RunStatus.QUEUED:
         run.status = RunStatus.CANCELLED
         run.finished_at = utcnow()
-    else:
-        run.cancel_requested = True
     session.flush()
     return _public(run, _dataset_name(session, run.dataset_id))
 
@@ -149,13 +150,12 @@ def latest_checkpoint_epoch(session: Session, run_id: int) -> int | None:
 
 
 def resume_run(session: Session, run_id: int, epochs: int) -> RunPublic:
-    """Queue an ended run to continue from its last checkpoint for `epochs` more."""
+    """Queue an ended run to continue from its last checkpoint for `epochs` more; a run that
+    ended before its first checkpoint (cancelled while queued) starts from the beginning."""
     run = find_run(session, run_id)
     if not RunStatus(run.status).ended:
         raise Conflict(f"run {run_id} is {run.status}; only an ended run can be resumed")
-    start = latest_checkpoint_epoch(session, run_id)
-    if start is None:
-        raise Conflict(f"run {run_id} has no checkpoint to resume from")
+    start = latest_checkpoint_epoch(session, run_id) or 0
     run.epochs = start + epochs
     run.status = RunStatus.QUEUED
     run.cancel_requested = False
@@ -203,6 +203,28 @@ def list_checkpoints(session: Session, run_id: int) -> list[CheckpointPublic]:
     ]
 
 
+def describe_epochs(epochs: Sequence[int]) -> str:
+    """Every epoch, shortly: '22 epochs: 0 to 20000 every 1000, 20001'."""
+    if not epochs:
+        return "none yet"
+    if len(epochs) <= 12:
+        return ", ".join(map(str, epochs))
+    parts = []
+    first = 0
+    while first < len(epochs):
+        last = first + 1
+        step = epochs[last] - epochs[first] if last < len(epochs) else 0
+        while last + 1 < len(epochs) and epochs[last + 1] - epochs[last] == step:
+            last += 1
+        if last - first >= 2:  # three or more evenly spaced
+            parts.append(f"{epochs[first]} to {epochs[last]} every {step}")
+            first = last + 1
+        else:
+            parts.append(str(epochs[first]))
+            first += 1
+    return f"{len(epochs)} epochs: {', '.join(parts)}"
+
+
 def find_checkpoint(session: Session, run_id: int, epoch: int | None) -> CheckpointRef:
     """The checkpoint at `epoch`, or the latest one: 404 for an epoch with none, 409 if the
     run has none yet."""
@@ -220,9 +242,9 @@ def find_checkpoint(session: Session, run_id: int, epoch: int | None) -> Checkpo
                 .where(Checkpoint.run_id == run_id)
                 .order_by(Checkpoint.epoch)
             ).all()
-            shown = ", ".join(map(str, epochs[-10:])) or "none yet"
             raise NotFound(
-                f"run {run_id} has no checkpoint at epoch {epoch}; its checkpoints: {shown}"
+                f"run {run_id} has no checkpoint at epoch {epoch}; its checkpoints: "
+                f"{describe_epochs(epochs)}"
             )
     else:
         checkpoint = session.execute(query.order_by(Checkpoint.epoch.desc()).limit(1)).one_or_none()

@@ -30,7 +30,8 @@ def test_post_runs_queues_with_tutorial_defaults(client: TestClient) -> None:
     assert run["hidden_layers"] == [128, 128]
     assert run["activation"] == "relu"
     assert run["parameter_count"] == 17025
-    assert run["epochs"] == 20000
+    assert run["epochs"] == run["requested_epochs"] == 20001  # range(20001)
+    assert run["cancel_requested"] is False
     assert run["epoch"] == 0
     assert run["learning_rate"] == 0.003
     assert run["optimizer"] == "adam"
@@ -198,15 +199,19 @@ def test_cancel_a_queued_run_then_cancel_again_is_409(client: TestClient) -> Non
     assert "already ended (cancelled)" in again.json()["detail"]
 
 
-def test_resume_needs_an_ended_run_with_a_checkpoint(client: TestClient) -> None:
-    run = create(client)
+def test_resume_needs_an_ended_run_and_starts_over_without_a_checkpoint(
+    client: TestClient,
+) -> None:
+    run = create(client, epochs=300)
     response = client.post(f"/runs/{run['id']}/resume", json={"epochs": 5})
     assert response.status_code == 409
     assert "only an ended run" in response.json()["detail"]
-    client.post(f"/runs/{run['id']}/cancel")
+    client.post(f"/runs/{run['id']}/cancel")  # while queued: no checkpoint yet
     response = client.post(f"/runs/{run['id']}/resume", json={"epochs": 5})
-    assert response.status_code == 409
-    assert "no checkpoint" in response.json()["detail"]
+    assert response.status_code == 202
+    resumed = response.json()
+    assert (resumed["status"], resumed["epochs"], resumed["requested_epochs"]) == ("queued", 5, 300)
+    client.post(f"/runs/{run['id']}/cancel")
     for bad in ({"epochs": 0}, {}, {"epochs": 5, "lr": 1}):
         assert client.post(f"/runs/{run['id']}/resume", json=bad).status_code == 422
 

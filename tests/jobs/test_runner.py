@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -123,7 +124,7 @@ def test_two_runs_train_at_once_and_both_finish(runner_client: TestClient) -> No
         assert run["final_loss"] == run["loss"]
     assert_history_continuous(runner_client, ids[0], 4500)
     checkpoints = runner_client.get(f"/runs/{ids[0]}/checkpoints").json()
-    assert [c["epoch"] for c in checkpoints] == [1000, 2000, 3000, 4000, 4500]
+    assert [c["epoch"] for c in checkpoints] == [0, 1000, 2000, 3000, 4000, 4500]
     download = runner_client.get(f"/runs/{ids[0]}/checkpoints/4500")
     assert download.status_code == 200
     assert len(download.content) == checkpoints[-1]["size_bytes"]
@@ -138,13 +139,18 @@ def test_cancel_a_running_run_keeps_history_and_checkpoint(runner_client: TestCl
     asked = time.monotonic()
     response = runner_client.post(f"/runs/{run_id}/cancel")
     assert response.status_code == 200
+    # The answer says a cancel is pending while the worker is still stopping.
+    assert (response.json()["status"], response.json()["cancel_requested"]) == ("running", True)
     run = wait_ended(runner_client, run_id, 30)
     stopped_after = time.monotonic() - asked
     assert run["status"] == "cancelled"
     assert stopped_after < 10, f"took {stopped_after:.1f}s to stop"
     epoch = run["epoch"]
     assert 0 < epoch < 200_000
-    assert [c["epoch"] for c in runner_client.get(f"/runs/{run_id}/checkpoints").json()] == [epoch]
+    assert [c["epoch"] for c in runner_client.get(f"/runs/{run_id}/checkpoints").json()] == [
+        0,
+        epoch,
+    ]
     assert runner_client.get(f"/runs/{run_id}/log").text.startswith("Epoch 0, Loss: ")
     assert runner_client.post(f"/runs/{run_id}/cancel").status_code == 409
 
@@ -169,7 +175,7 @@ def test_killed_worker_run_resumes_from_its_last_checkpoint(runner_client: TestC
     assert run["restarts"] == 1
     assert_history_continuous(runner_client, run_id, 3000)
     epochs = [c["epoch"] for c in runner_client.get(f"/runs/{run_id}/checkpoints").json()]
-    assert epochs == list(range(200, 3001, 200))
+    assert epochs == list(range(0, 3001, 200))
 
 
 def test_deleting_a_running_run_stops_it_and_removes_its_files(
@@ -264,13 +270,20 @@ def test_sigterm_checkpoints_running_runs_and_the_next_start_resumes_them(tmp_pa
             wait_for(lambda: run_status(http, run_id)["epoch"] > 300, 90)
         # uvicorn re-raises the signal after its graceful shutdown: -15 is a clean exit here.
         assert server.terminate_group() in (0, -signal.SIGTERM)
-        assert "Application shutdown complete" in server.log()
+        log = server.log()
+        assert "Application shutdown complete" in log
+        handed_back = re.search(
+            rf"run {run_id}: checkpointed at epoch (\d+) and put back in the queue", log
+        )
+        assert handed_back is not None, log
+        assert "leaked semaphore" not in log
         server = LiveServer(tmp_path, **env)
         server.start()
         with httpx.Client(base_url=server.url, timeout=30) as http:
             checkpoints = [c["epoch"] for c in http.get(f"/runs/{run_id}/checkpoints").json()]
             assert checkpoints
             assert checkpoints[-1] > 300  # written at shutdown, not only at 1000
+            assert checkpoints[-1] == int(handed_back.group(1))  # the log line says where
             run = wait_ended(http, run_id, 120)
             assert run["status"] == "succeeded", run
             assert run["restarts"] == 0  # handed back on purpose, not lost

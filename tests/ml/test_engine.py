@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from app.core.config import PROJECT_ROOT
-from app.ml.architectures import network_spec
+from app.ml.architectures import build_network, network_spec
 from app.ml.checkpoints import (
     CheckpointError,
     checkpoint_relpath,
@@ -78,7 +78,7 @@ def test_complex_on_the_tutorial_curve_falls_well_under_0_05(tutorial_data: Path
     assert recorder.losses[20000] < 0.05
     assert result.accuracy is not None
     assert result.accuracy > 0.97
-    assert sorted(recorder.checkpoints) == [*range(1000, 20001, 1000), 20001]
+    assert sorted(recorder.checkpoints) == [*range(0, 20001, 1000), 20001]
 
 
 def test_simple_is_convex_every_seed_reaches_the_same_loss() -> None:
@@ -129,7 +129,7 @@ def test_stop_request_checkpoints_where_it_stopped() -> None:
     result = train(config(epochs=10_000), points("curve"), CPU, recorder, report_interval_s=0.0)
     assert result.outcome == "stopped"
     assert result.epochs_done == len(recorder.losses)
-    assert list(recorder.checkpoints) == [result.epochs_done]
+    assert list(recorder.checkpoints) == [0, result.epochs_done]
 
 
 def test_exploding_loss_is_reported_as_diverged_without_non_finite_values() -> None:
@@ -209,3 +209,33 @@ def test_a_pickle_that_runs_code_is_never_executed(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="cannot be read"):
         load_checkpoint(tmp_path, "run-1/evil.pt", hashlib.sha256(payload).hexdigest())
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_epoch_0_checkpoint_is_the_untrained_network_and_resumes_the_same_history(
+    optimizer: str,
+) -> None:
+    data = points("curve")
+    run_config = config(epochs=120, seed=4, checkpoint_every=50, optimizer=optimizer, momentum=0.5)
+    straight = Recorder()
+    train(run_config, data, CPU, straight)
+    untrained = straight.checkpoints[0]
+    assert untrained["epoch"] == 0
+    torch.manual_seed(4)
+    fresh = build_network(run_config.network)
+    for name, tensor in fresh.state_dict().items():
+        assert torch.equal(untrained["model"][name], tensor), name
+    resumed = Recorder()
+    train(run_config, data, CPU, resumed, resume=untrained)
+    assert resumed.first_epoch == 0
+    assert resumed.losses == straight.losses
+    assert 0 not in resumed.checkpoints  # a resume does not write its start again
+
+
+def test_accuracy_is_a_count_over_n_without_float32_noise() -> None:
+    data = points("curve")
+    result = train(config("simple", epochs=300, seed=1), data, CPU, Recorder())
+    assert result.accuracy is not None
+    correct = round(result.accuracy * len(data))
+    assert result.accuracy == correct / len(data)  # 0.81, not 0.8100000023841858
+    assert len(repr(result.accuracy)) <= len(repr(1 / len(data))) + 2
