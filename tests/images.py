@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 
+from matplotlib.colors import to_rgb
 from PIL import Image
+
+from app.services.plots import FIELD_COLOURS, LABEL_COLOURS
 
 
 def decode_png(data: bytes) -> Image.Image:
@@ -21,9 +24,22 @@ def rgb_colours(image: Image.Image) -> list[tuple[int, int, int]]:
     return [(c[0], c[1], c[2]) for _, c in counted if isinstance(c, tuple)]
 
 
-def has_tutorial_red_and_blue(image: Image.Image) -> bool:
-    """Label 0 red and label 1 blue, as the tutorial draws them."""
+def _rgb255(colour: str | tuple[float, float, float, float]) -> tuple[int, int, int]:
+    red, green, blue = to_rgb(colour)
+    return round(red * 255), round(green * 255), round(blue * 255)
+
+
+def has_label_colours(image: Image.Image) -> bool:
+    """Label 0 red and label 1 blue, as the tutorial draws them, in the service's shades."""
+    colours = set(rgb_colours(image))
+    return all(_rgb255(colour) in colours for colour in LABEL_COLOURS)
+
+
+def has_field_tints(image: Image.Image, tolerance: int = 8) -> bool:
+    """The probability field's two ends (P near 0: light red, P near 1: light blue)."""
     colours = rgb_colours(image)
-    red = any(r > 200 and g < 60 and b < 60 for r, g, b in colours)
-    blue = any(b > 200 and r < 60 and g < 60 for r, g, b in colours)
-    return red and blue
+    ends = [_rgb255(FIELD_COLOURS(0.0)), _rgb255(FIELD_COLOURS(1.0))]
+    return all(
+        any(all(abs(a - b) <= tolerance for a, b in zip(end, c, strict=True)) for c in colours)
+        for end in ends
+    )

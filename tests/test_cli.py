@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -13,10 +14,11 @@ from tests.images import decode_png
 TUTORIAL_LINE = re.compile(r"^Epoch (\d+), Loss: (\S+)$")
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
-        cwd=PROJECT_ROOT,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -47,7 +49,7 @@ def test_train_prints_exactly_the_tutorial_lines_and_saves_the_boundary(tmp_path
         assert match is not None
         assert repr(float(match.group(2))) == match.group(2)  # Python's repr of the float
     assert "seed: 4" in result.stderr
-    assert decode_png(output.read_bytes()).size == (600, 600)
+    assert decode_png(output.read_bytes()).size == (600, 640)
 
 
 def test_train_field_style_and_mlp_flags(tmp_path: Path) -> None:
@@ -75,14 +77,14 @@ def test_train_field_style_and_mlp_flags(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].startswith("Epoch 299, Loss: ")
-    assert decode_png(output.read_bytes()).size == (800, 700)
+    assert decode_png(output.read_bytes()).size == (800, 760)
 
 
 def test_dump_points_saves_the_scatter(tmp_path: Path) -> None:
     output = tmp_path / "points.png"
     result = cli("dump-points", "data/curve.csv", "-o", str(output))
     assert result.returncode == 0, result.stderr
-    assert decode_png(output.read_bytes()).size == (600, 600)
+    assert decode_png(output.read_bytes()).size == (600, 640)
 
 
 def test_cli_refuses_bad_input_with_a_message(tmp_path: Path) -> None:
@@ -98,3 +100,19 @@ def test_cli_refuses_bad_input_with_a_message(tmp_path: Path) -> None:
     result = cli("train", "data/curve.csv", "huge")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_pictures_go_to_the_current_folder_under_the_readmes_names(tmp_path: Path) -> None:
+    csv = str(PROJECT_ROOT / "data" / "curve.csv")
+    trained = cli("train", csv, "simple", "--epochs", "50", "--seed", "1", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    dumped = cli("dump-points", csv, cwd=tmp_path)
+    assert dumped.returncode == 0, dumped.stderr
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == ["curve-points.png", "curve-simple-boundary.png"]
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    for name in names:
+        assert name in readme
+        # Run from the repository root, they are git-ignored.
+        ignored = subprocess.run(["git", "check-ignore", "-q", name], cwd=PROJECT_ROOT, check=False)
+        assert ignored.returncode == 0, f"{name} is not git-ignored"

@@ -39,7 +39,7 @@ def test_upload_fetch_back_and_picture_over_http(live_server: LiveServer) -> Non
         assert http.get(f"/datasets/{dataset_id}/csv").content == original
         picture = http.get("/datasets/uploaded-curve/plot.png")
         assert picture.headers["content-type"] == "image/png"
-        assert decode_png(picture.content).size == (600, 600)
+        assert decode_png(picture.content).size == (600, 640)
         assert http.get("/docs").status_code == 200
         assert "/datasets" in http.get("/openapi.json").json()["paths"]
 

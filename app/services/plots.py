@@ -6,7 +6,9 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from PIL import Image
@@ -21,7 +23,14 @@ from app.ml.inference import (
     probability_grid,
 )
 
-LABEL_COLOURS = ("red", "blue")  # the tutorial's dump_points: label 0 red, label 1 blue
+# The tutorial's dump_points colours (label 0 red, label 1 blue), as ColorBrewer's RdBu ends:
+# a red and a blue that colour-blind readers tell apart, and shapes that differ as well.
+LABEL_COLOURS = ("#c0392b", "#1f5fa8")
+LABEL_MARKERS = ("o", "s")
+# The probability field: light tints of the same two colours, white at P = 0.5.
+FIELD_COLOURS = LinearSegmentedColormap.from_list(
+    "label_field", [(0.0, "#f2a7a0"), (0.5, "#ffffff"), (1.0, "#9cc0ea")]
+)
 
 
 def _png(figure: Figure, dpi: int) -> bytes:
@@ -31,107 +40,163 @@ def _png(figure: Figure, dpi: int) -> bytes:
     return buffer.getvalue()
 
 
+def _legend_below(figure: Figure, axes: Axes, columns: int) -> None:
+    """The legend under the plot, never over the data."""
+    handles, labels = axes.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=8)
+
+
 def render_points_png(points: Points, title: str, *, dpi: int = 100) -> bytes:
     """The tutorial's scatter of a dataset: label 0 red, label 1 blue, axes labelled."""
-    figure = Figure(figsize=(6, 6))
+    figure = Figure(figsize=(6, 6.4), layout="constrained")
     axes = figure.add_subplot()
     for label, colour in enumerate(LABEL_COLOURS):
         chosen = points[points[:, 2] == label]
-        axes.scatter(chosen[:, 0], chosen[:, 1], c=colour, s=12, label=f"label {label}")
+        axes.scatter(
+            chosen[:, 0],
+            chosen[:, 1],
+            c=colour,
+            marker=LABEL_MARKERS[label],
+            s=12,
+            label=f"label {label} ({len(chosen)})",
+        )
     axes.set_xlabel("x")
     axes.set_ylabel("y")
     axes.set_title(title)
-    axes.legend(loc="upper right")
-    figure.tight_layout()
+    _legend_below(figure, axes, 2)
     return _png(figure, dpi)
 
 
 @dataclass(frozen=True)
 class PictureSize:
     width: int = 800  # pixels
-    height: int = 700
+    height: int = 760
     dpi: int = 100
 
     def figsize(self) -> tuple[float, float]:
         return self.width / self.dpi, self.height / self.dpi
 
 
-def render_boundary_png(
+# The tutorial's square picture, with room for the legend below it.
+TUTORIAL_PICTURE = PictureSize(600, 640)
+
+
+@dataclass(frozen=True)
+class RunNumbers:
+    """What a run itself recorded at a checkpoint, for a picture's title, and its split."""
+
+    loss: float  # the training loss from the run's history
+    loss_epoch: int  # the history epoch it comes from (the log's `Epoch n`)
+    val_loss: float | None
+    validation: NDArray[np.bool_]  # True for each held-out point
+
+
+def _numbers_line(
+    numbers: RunNumbers | None, points: Points, model: TrainedModel, accuracy: float
+) -> str:
+    n = len(points)
+    if numbers is None:
+        loss, _ = evaluate(model.module, points)
+        return f"loss {loss:.4g} on all {n} points, accuracy {accuracy:.1%}"
+    held_out = int(numbers.validation.sum())
+    line = f"training loss {numbers.loss:.4g} ({n - held_out} points, log's epoch {numbers.loss_epoch})"
+    if held_out:
+        val = "n/a" if numbers.val_loss is None else f"{numbers.val_loss:.4g}"
+        line += f", validation loss {val} ({held_out} points)"
+    return f"{line}\naccuracy {accuracy:.1%} on all {n} points"
+
+
+def boundary_figure(
     grid: ProbabilityGrid,
     points: Points,
     probabilities: NDArray[np.float64],
     title: str,
     size: PictureSize = PictureSize(),
-) -> bytes:
-    """The probability field, the 0.5 contour, the points by label, the mistakes marked."""
-    figure = Figure(figsize=size.figsize())
+    validation: NDArray[np.bool_] | None = None,
+) -> Figure:
+    """The probability field, the 0.5 contour, the points by label (validation points hollow),
+    the mistakes ringed; the legend below the plot."""
+    figure = Figure(figsize=size.figsize(), layout="constrained")
     axes = figure.add_subplot()
     field = axes.pcolormesh(
         grid.xs,
         grid.ys,
         grid.probabilities,
-        cmap="RdBu",
+        cmap=FIELD_COLOURS,
         vmin=0.0,
         vmax=1.0,
-        alpha=0.55,
         shading="auto",
+        rasterized=True,
     )
-    figure.colorbar(field, ax=axes, label="P(label 1)")
+    figure.colorbar(field, ax=axes, label="P(label 1)", shrink=0.85)
     if grid.probabilities.min() < 0.5 < grid.probabilities.max():
         axes.contour(
             grid.xs, grid.ys, grid.probabilities, levels=[0.5], colors="black", linewidths=1.5
         )
+        axes.plot([], [], color="black", linewidth=1.5, label="boundary, P = 0.5")
     labels = points[:, 2]
+    held_out = validation if validation is not None else np.zeros(len(points), dtype=bool)
     for label, colour in enumerate(LABEL_COLOURS):
-        chosen = points[labels == label]
-        axes.scatter(
-            chosen[:, 0],
-            chosen[:, 1],
-            c=colour,
-            s=14,
-            edgecolors="white",
-            linewidths=0.4,
-            label=f"label {label}",
-        )
+        for validating in (False, True):
+            chosen = points[(labels == label) & (held_out == validating)]
+            if validating and not len(chosen):
+                continue
+            axes.scatter(
+                chosen[:, 0],
+                chosen[:, 1],
+                marker=LABEL_MARKERS[label],
+                s=22 if validating else 16,
+                c="white" if validating else colour,
+                edgecolors=colour if validating else "white",
+                linewidths=1.2 if validating else 0.4,
+                label=f"label {label}" + (" (validation)" if validating else ""),
+            )
     wrong = points[(probabilities > 0.5) != (labels == 1)]
     if len(wrong):
         axes.scatter(
             wrong[:, 0],
             wrong[:, 1],
             marker="o",
-            s=70,
+            s=80,
             facecolors="none",
-            edgecolors="gold",
-            linewidths=1.6,
+            edgecolors="black",
+            linewidths=1.0,
+            linestyle="--",
             label=f"misclassified ({len(wrong)})",
         )
     axes.set_xlim(grid.xs[0], grid.xs[-1])
     axes.set_ylim(grid.ys[0], grid.ys[-1])
     axes.set_xlabel("x")
     axes.set_ylabel("y")
-    axes.set_title(title, fontsize=10)
-    axes.legend(loc="upper right", fontsize=8, framealpha=0.85)
-    figure.tight_layout()
-    return _png(figure, size.dpi)
+    axes.set_title(title, fontsize=9)
+    _legend_below(figure, axes, 3)
+    return figure
 
 
-def render_tutorial_boundary_png(
+def tutorial_boundary_figure(
     xy: NDArray[np.float64],
     predicted: NDArray[np.float64],
     title: str,
-    size: PictureSize = PictureSize(600, 600),
-) -> bytes:
+    size: PictureSize = TUTORIAL_PICTURE,
+) -> Figure:
     """The tutorial's picture: random points in [0, 1]² coloured by predicted class."""
-    figure = Figure(figsize=size.figsize())
+    figure = Figure(figsize=size.figsize(), layout="constrained")
     axes = figure.add_subplot()
     for label, colour in enumerate(LABEL_COLOURS):
         chosen = xy[predicted == label]
-        axes.scatter(chosen[:, 0], chosen[:, 1], c=colour, s=8)
+        axes.scatter(
+            chosen[:, 0],
+            chosen[:, 1],
+            c=colour,
+            marker=LABEL_MARKERS[label],
+            s=8,
+            label=f"predicted label {label}",
+        )
     axes.set_xlabel("x")
     axes.set_ylabel("y")
     axes.set_title(title, fontsize=10)
-    figure.tight_layout()
-    return _png(figure, size.dpi)
+    _legend_below(figure, axes, 2)
+    return figure
 
 
 def render_loss_png(
@@ -143,19 +208,18 @@ def render_loss_png(
     log_scale: bool = False,
     size: PictureSize = PictureSize(800, 500),
 ) -> bytes:
-    figure = Figure(figsize=size.figsize())
+    figure = Figure(figsize=size.figsize(), layout="constrained")
     axes = figure.add_subplot()
     axes.plot(epochs, losses, color="tab:blue", linewidth=1.2, label="training loss")
     if val_losses is not None:
         axes.plot(epochs, val_losses, color="tab:orange", linewidth=1.2, label="validation loss")
-        axes.legend(loc="upper right")
+        _legend_below(figure, axes, 2)
     if log_scale:
         axes.set_yscale("log")
     axes.set_xlabel("epoch")
     axes.set_ylabel("binary cross-entropy")
     axes.set_title(title, fontsize=10)
     axes.grid(True, alpha=0.3)
-    figure.tight_layout()
     return _png(figure, size.dpi)
 
 
@@ -175,20 +239,37 @@ TUTORIAL_BOUNDARY_POINTS = 1000
 
 
 def render_model_boundary_png(
-    model: TrainedModel, points: Points, name: str, size: PictureSize = PictureSize()
+    model: TrainedModel,
+    points: Points,
+    name: str,
+    size: PictureSize = PictureSize(),
+    numbers: RunNumbers | None = None,
 ) -> bytes:
-    """A trained model's boundary over its data, titled with epoch, loss and accuracy."""
+    return _png(model_boundary_figure(model, points, name, size, numbers), size.dpi)
+
+
+def model_boundary_figure(
+    model: TrainedModel,
+    points: Points,
+    name: str,
+    size: PictureSize = PictureSize(),
+    numbers: RunNumbers | None = None,
+) -> Figure:
+    """A trained model's boundary over its data, titled with its epoch and the run's own loss
+    (which split it is on), or, without `numbers`, the loss on all the points."""
     grid = probability_grid(model.module, padded_bounds(points))
     probabilities = predict_probabilities(model.module, points[:, :2])
-    loss, accuracy = evaluate(model.module, points)
-    title = f"{name}\nepoch {model.epoch}, loss {loss:.4g}, accuracy {accuracy:.1%}"
-    return render_boundary_png(grid, points, probabilities, title, size)
+    accuracy = int(np.sum((probabilities > 0.5) == (points[:, 2] == 1))) / len(points)
+    title = f"{name}, epoch {model.epoch}\n{_numbers_line(numbers, points, model, accuracy)}"
+    validation = numbers.validation if numbers is not None else None
+    return boundary_figure(grid, points, probabilities, title, size, validation)
 
 
 def render_model_tutorial_png(
-    model: TrainedModel, name: str, size: PictureSize = PictureSize(600, 600)
+    model: TrainedModel, name: str, size: PictureSize = TUTORIAL_PICTURE
 ) -> bytes:
     """The tutorial's boundary picture: 1000 random points (fixed seed) by predicted class."""
     xy = np.random.default_rng(0).random((TUTORIAL_BOUNDARY_POINTS, 2))
     predicted = (predict_probabilities(model.module, xy) > 0.5).astype(np.float64)
-    return render_tutorial_boundary_png(xy, predicted, f"{name}, epoch {model.epoch}", size)
+    figure = tutorial_boundary_figure(xy, predicted, f"{name}, epoch {model.epoch}", size)
+    return _png(figure, size.dpi)

@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 from app.core.errors import Conflict
 from app.ml.checkpoints import CheckpointError, CheckpointRef, load_checkpoint
 from app.ml.datagen import Points
+from app.ml.engine import split_indices
 from app.ml.inference import TrainedModel, model_from_checkpoint, predict_probabilities
 from app.models import Checkpoint, Dataset, Run, RunHistory
 from app.services.datasets import points_from_blob
 from app.services.plots import (
     PictureSize,
+    RunNumbers,
     png_frames_to_gif,
     render_loss_png,
     render_model_boundary_png,
@@ -171,6 +173,33 @@ def _run_points(session: Session, run: Run) -> tuple[str, Points]:
     return row[0], points_from_blob(row[1])
 
 
+# (epoch, loss, val_loss) of one history row.
+LossRow = tuple[int, float, float | None]
+
+
+def _loss_row(session: Session, run_id: int, epoch: int) -> LossRow | None:
+    """The run's own loss for the checkpoint at `epoch`: its history at that epoch (the log's
+    `Epoch n` line is exactly that model's loss), or the latest before it: the final
+    checkpoint's is the run's final loss, the log's last line."""
+    row = session.execute(
+        select(RunHistory.epoch, RunHistory.loss, RunHistory.val_loss)
+        .where(RunHistory.run_id == run_id, RunHistory.epoch <= epoch)
+        .order_by(RunHistory.epoch.desc())
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def _run_numbers(run: Run, row: LossRow | None, n_points: int) -> RunNumbers | None:
+    if row is None:
+        return None  # the untrained checkpoint, before the first report
+    _, held_out = split_indices(n_points, run.validation_split, run.seed)
+    validation = np.zeros(n_points, dtype=bool)
+    validation[held_out.numpy()] = True
+    epoch, loss, val_loss = row
+    return RunNumbers(loss, epoch, val_loss, validation)
+
+
 def _describe(run: Run) -> str:
     if run.architecture == "mlp":
         return f"mlp {'-'.join(map(str, [2, *run.hidden_layers, 1]))} {run.activation}"
@@ -189,7 +218,9 @@ def boundary_png(
 ) -> bytes:
     run = find_run(session, run_id)
     ref = find_checkpoint(session, run_id, epoch)
-    key = ("boundary", ref.run_id, ref.epoch, ref.sha256, style, size)
+    row = _loss_row(session, run_id, ref.epoch) if style == "field" else None
+    # The row's epoch is in the key: a checkpoint's own row is written just after it.
+    key = ("boundary", ref.run_id, ref.epoch, ref.sha256, style, size, row)
 
     def render() -> bytes:
         model = load_model(caches, store, ref)
@@ -197,7 +228,8 @@ def boundary_png(
         name = f"{_describe(run)} on {dataset}"
         if style == "tutorial":
             return render_model_tutorial_png(model, name, size)
-        return render_model_boundary_png(model, points, name, size)
+        numbers = _run_numbers(run, row, len(points))
+        return render_model_boundary_png(model, points, name, size, numbers)
 
     return caches.pictures.get_or_create(key, _bounded(render))
 
@@ -218,16 +250,18 @@ def boundary_gif(
         picks = np.linspace(0, len(checkpoints) - 1, MAX_GIF_FRAMES).round().astype(int)
         checkpoints = [checkpoints[i] for i in sorted(set(picks.tolist()))]
     refs = [CheckpointRef(run_id, epoch, path, sha) for epoch, path, sha in checkpoints]
-    key = ("gif", run_id, tuple((r.epoch, r.sha256) for r in refs), size)
+    rows = [_loss_row(session, run_id, ref.epoch) for ref in refs]
+    key = ("gif", run_id, tuple((r.epoch, r.sha256) for r in refs), size, tuple(rows))
 
     def render() -> bytes:
         dataset, points = _run_points(session, run)
         frames = []
-        for ref in refs:
-            frame_key = ("boundary", ref.run_id, ref.epoch, ref.sha256, "frame", size)
+        for ref, row in zip(refs, rows, strict=True):
+            frame_key = ("boundary", ref.run_id, ref.epoch, ref.sha256, "frame", size, row)
             model = load_model(caches, store, ref)
             name = f"{_describe(run)} on {dataset}"
-            draw = functools.partial(render_model_boundary_png, model, points, name, size)
+            numbers = _run_numbers(run, row, len(points))
+            draw = functools.partial(render_model_boundary_png, model, points, name, size, numbers)
             frames.append(caches.pictures.get_or_create(frame_key, _bounded(draw)))
         return png_frames_to_gif(frames)
 

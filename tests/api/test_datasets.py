@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
-from tests.images import decode_png, has_tutorial_red_and_blue, rgb_colours
+from tests.images import decode_png, has_label_colours, rgb_colours
 
 GOOD_ROWS = "1.0e-01,2.0e-01,0.0e+00\n3.0e-01,4.0e-01,1.0e+00\n5.0e-01,6.0e-01,1.0e+00\n"
 
@@ -275,9 +275,9 @@ def test_plot_png_decodes(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
     image = decode_png(response.content)
-    assert image.size == (600, 600)
+    assert image.size == (600, 640)  # the legend below the plot
     assert len(rgb_colours(image)) > 2
-    assert has_tutorial_red_and_blue(image)
+    assert has_label_colours(image)
     assert client.get("/datasets/nope/plot.png").status_code == 404
 
 

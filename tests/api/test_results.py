@@ -17,7 +17,9 @@ from PIL import Image
 from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
 from app.ml.datagen import curve_boundary
-from tests.images import decode_png, has_tutorial_red_and_blue, rgb_colours
+from app.models import Run
+from app.services import results as results_service
+from tests.images import decode_png, has_field_tints, has_label_colours, rgb_colours
 
 CURVE_EPOCHS = 3000
 
@@ -135,8 +137,10 @@ def test_boundary_png_latest_and_by_epoch_and_sizes(
     latest = client.get(f"/runs/{run_id}/boundary.png")
     assert latest.status_code == 200
     image = decode_png(latest.content)
-    assert image.size == (800, 700)
+    assert image.size == (800, 760)
     assert colours(image) > 50  # a colour field, not a blank canvas
+    assert has_label_colours(image)
+    assert has_field_tints(image)  # light red and light blue, the points' own colours
     early = client.get(f"/runs/{run_id}/boundary.png", params={"epoch": 500})
     assert early.status_code == 200
     assert early.content != latest.content
@@ -146,8 +150,8 @@ def test_boundary_png_latest_and_by_epoch_and_sizes(
     assert decode_png(sized.content).size == (500, 400)
     tutorial = client.get(f"/runs/{run_id}/boundary.png", params={"style": "tutorial"})
     tutorial_image = decode_png(tutorial.content)
-    assert tutorial_image.size == (600, 600)
-    assert has_tutorial_red_and_blue(tutorial_image)
+    assert tutorial_image.size == (600, 640)  # the legend below the plot
+    assert has_label_colours(tutorial_image)
 
 
 def test_boundary_refusals(trained: tuple[TestClient, dict[str, Any]]) -> None:
@@ -156,7 +160,9 @@ def test_boundary_refusals(trained: tuple[TestClient, dict[str, Any]]) -> None:
     missing = client.get(f"/runs/{run_id}/boundary.png", params={"epoch": 7})
     assert missing.status_code == 404
     assert "no checkpoint at epoch 7" in missing.json()["detail"]
-    assert "500" in missing.json()["detail"]
+    assert missing.json()["detail"].endswith(
+        "its checkpoints: 0, 500, 1000, 1500, 2000, 2500, 3000"
+    )
     for params in ({"width": 10}, {"height": 99999}, {"dpi": 5}, {"style": "fancy"}, {"epoch": -1}):
         assert client.get(f"/runs/{run_id}/boundary.png", params=params).status_code == 422
     assert client.get("/runs/999/boundary.png").status_code == 404
@@ -185,7 +191,9 @@ def test_boundary_gif_has_a_frame_per_checkpoint(
     assert image.format == "GIF"
     assert image.size == (300, 260)
     checkpoints = client.get(f"/runs/{runs['complex']['id']}/checkpoints").json()
-    assert getattr(image, "n_frames", 1) == len(checkpoints) == CURVE_EPOCHS // 500
+    # From the untrained network (epoch 0) to the end.
+    assert [c["epoch"] for c in checkpoints] == list(range(0, CURVE_EPOCHS + 1, 500))
+    assert getattr(image, "n_frames", 1) == len(checkpoints)
 
 
 def test_predict_learns_the_curve_away_from_the_noisy_band(
@@ -301,3 +309,28 @@ def test_events_of_an_ended_run_and_unknown_run(trained: tuple[TestClient, dict[
     assert data["status"] == "succeeded"
     assert data["final_loss"] == runs["simple"]["final_loss"]
     assert client.get("/runs/999/events").status_code == 404
+
+
+def test_boundary_title_numbers_are_the_runs_own(
+    trained: tuple[TestClient, dict[str, Any]],
+) -> None:
+    client, runs = trained
+    simple = client.get(f"/runs/{runs['simple']['id']}").json()
+    session_factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    with session_factory() as session:
+        run = session.get(Run, simple["id"])
+        assert run is not None
+        final = results_service._loss_row(session, run.id, simple["epochs"])
+        numbers = results_service._run_numbers(run, final, 200)
+        at_600 = results_service._loss_row(session, run.id, 600)
+    # The final checkpoint's title shows the run's final loss: the log's last line.
+    assert numbers is not None
+    assert final == (simple["epochs"] - 1, simple["final_loss"], numbers.val_loss)
+    assert numbers.loss == simple["final_loss"]
+    assert int(numbers.validation.sum()) == 50  # validation_split 0.25 of 200 points
+    history = client.get(f"/runs/{simple['id']}/history").json()
+    assert at_600 == (600, history["loss"][600], history["val_loss"][600])
+    log = client.get(f"/runs/{simple['id']}/log").text
+    assert f"Epoch {simple['epochs'] - 1}, Loss: {simple['final_loss']!r}" in log
+    # A count over the 200 points, without float32 noise.
+    assert simple["accuracy"] == round(simple["accuracy"] * 200) / 200
