@@ -7,6 +7,7 @@ re-queues runs whose heartbeat stopped (a server that was killed, on this host o
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -44,7 +45,8 @@ class EmbeddedRunner:
         self.session_factory = session_factory
         self.context = multiprocessing.get_context("spawn")
         self.processes: list[SpawnProcess | None] = [None] * settings.worker_count
-        self.ready: list[EventType] = [self.context.Event() for _ in self.processes]
+        # Made with each worker: every event holds semaphores that must be released.
+        self.ready: list[EventType | None] = [None] * settings.worker_count
         self.threads = max(1, (os.cpu_count() or 1) // settings.worker_count)
         self.hostname = socket.gethostname()
         self._supervisor: threading.Thread | None = None
@@ -68,10 +70,10 @@ class EmbeddedRunner:
         return recovered
 
     def _spawn(self, slot: int) -> None:
-        self.ready[slot] = self.context.Event()
+        ready = self.ready[slot] = self.context.Event()
         process = self.context.Process(
             target=worker_main,
-            args=(self.settings, os.getpid(), self.threads, self.ready[slot]),
+            args=(self.settings, os.getpid(), self.threads, ready),
             name=f"pc-worker-{slot}",
             daemon=True,
         )
@@ -87,6 +89,7 @@ class EmbeddedRunner:
             if process is not None
             and process.pid is not None
             and pid_alive(process.pid)
+            and ready is not None
             and ready.is_set()
         )
 
@@ -121,10 +124,22 @@ class EmbeddedRunner:
             self._supervisor.join(timeout_s)
         running = [p for p in self.processes if p is not None and p.is_alive()]
         for process in running:
-            process.terminate()  # SIGTERM: the worker's graceful stop
+            process.terminate()  # SIGTERM: the worker's graceful stop (it logs its hand-back)
         for process in running:
             process.join(timeout_s)
             if process.is_alive():
                 log.warning("worker %s did not stop within %ss; killing it", process.pid, timeout_s)
                 process.kill()
                 process.join(5)
+        self._release_semaphores()
+
+    def _release_semaphores(self) -> None:
+        """Free the workers' ready events now. uvicorn ends the process by re-raising the
+        signal that stopped it, so no exit handler would unlink their semaphores, and
+        Python's resource tracker would warn of them as leaked."""
+        for process in self.processes:
+            if process is not None and not process.is_alive():
+                process.close()
+        self.processes = [None] * len(self.processes)
+        self.ready = [None] * len(self.ready)
+        gc.collect()  # the events' finalizers unlink their semaphores

@@ -132,4 +132,11 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
         _finish(ctx, run_id, RunStatus.CANCELLED)
     elif callbacks.stop_reason == "released":
         with session_scope(ctx.session_factory) as session:
-            lifecycle.release_run(session, run_id, ctx.worker_id)
+            released = lifecycle.release_run(session, run_id, ctx.worker_id)
+        if released:
+            log.info(
+                "run %s: checkpointed at epoch %s and put back in the queue; it resumes from "
+                "there when the service starts again",
+                run_id,
+                result.epochs_done,
+            )

@@ -10,6 +10,7 @@ import time
 from multiprocessing.synchronize import Event as EventType
 
 import torch
+from uvicorn.logging import DefaultFormatter
 
 from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory, session_scope
@@ -44,6 +45,11 @@ def worker_main(settings: Settings, parent_pid: int, threads: int, ready: EventT
     reaches the whole process group, so SIGINT is ignored here and the server decides when its
     workers stop.
     """
+    # What this process logs (a run handed back at shutdown) reaches the server's terminal, in
+    # uvicorn's format.
+    handler = logging.StreamHandler()
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s", use_colors=False))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     stop = _StopFlag()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, stop.request)
