@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(default=0.2, gt=0)
     # How often a training worker writes progress and checks for a cancel request.
     progress_interval_s: float = Field(default=0.25, gt=0)
+    # How long a worker keeps retrying a write that the database refuses (a held lock) before
+    # it gives the run up: a stalled database is not a dead worker.
+    write_patience_s: float = Field(default=600.0, gt=0)
+    # Most bytes of checkpoint files the models store may hold. A run whose checkpoints alone
+    # would pass it is refused; a run that meets it thins its own older checkpoints (keeping
+    # the first, the last and a spread between), and fails, naming this limit, if that is not
+    # enough.
+    max_store_bytes: int = Field(default=10 * 1024**3, gt=0)
     # How many times an orphaned run is re-queued before it is marked failed.
     max_restarts: int = Field(default=3, ge=0)
     # When set, every request that changes something needs `Authorization: Bearer <key>`.
@@ -65,6 +73,12 @@ class Settings(BaseSettings):
     @property
     def worker_count(self) -> int:
         return self.workers or (os.cpu_count() or 1)
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """How often a training worker's heartbeat thread writes: several beats fit in the
+        timeout, and a cancel is seen within about a second."""
+        return min(1.0, self.heartbeat_timeout_s / 5)
 
 
 @lru_cache

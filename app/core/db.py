@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,6 +33,32 @@ def make_engine(database_url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_M
         event.listen(engine, "connect", configure)
         return engine
     return create_engine(database_url, pool_pre_ping=True)
+
+
+# How long the health check waits for the write lock before it calls writes blocked.
+WRITE_PROBE_TIMEOUT_S = 0.5
+
+
+def writes_blocked(engine: Engine) -> str | None:
+    """Why the database is not taking writes now (a lock held by another connection), or None.
+
+    SQLite: a connection of its own asks for the write lock and gives it straight back, waiting
+    at most WRITE_PROBE_TIMEOUT_S, so reads that still work do not hide a stall of writes.
+    """
+    if engine.url.get_backend_name() != "sqlite" or not engine.url.database:
+        return None
+    try:
+        probe = sqlite3.connect(engine.url.database, timeout=WRITE_PROBE_TIMEOUT_S)
+    except sqlite3.Error as exc:
+        return f"cannot open the file: {exc}"
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.rollback()
+    except sqlite3.OperationalError as exc:
+        return f"writes blocked for over {WRITE_PROBE_TIMEOUT_S} s: {exc}"
+    finally:
+        probe.close()
+    return None
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

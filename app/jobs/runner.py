@@ -18,6 +18,7 @@ from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event as EventType
 from typing import Protocol
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
@@ -56,8 +57,10 @@ class EmbeddedRunner:
         if worker_id is None or heartbeat_at is None:
             return True
         host, _, pid = worker_id.rpartition(":")
-        if host == self.hostname and pid.isascii() and pid.isdigit() and not pid_alive(int(pid)):
-            return True  # a worker on this machine that no longer exists
+        if host == self.hostname and pid.isascii() and pid.isdigit():
+            # A worker on this machine: whether its process exists says whether it lives. Its
+            # heartbeat can be late while the database is locked, and a stall is not a death.
+            return not pid_alive(int(pid))
         return heartbeat_at < stale_before(self.settings.heartbeat_timeout_s)
 
     def recover(self) -> list[int]:
@@ -114,6 +117,8 @@ class EmbeddedRunner:
                             self._spawn(slot)
                 # Runs of the worker that died, and of servers that were killed.
                 self.recover()
+            except OperationalError as exc:
+                log.warning("supervisor pass skipped, the database is not answering: %s", exc.orig)
             except Exception:
                 log.exception("supervisor pass failed; retrying")
 

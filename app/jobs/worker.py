@@ -13,8 +13,8 @@ import torch
 from uvicorn.logging import DefaultFormatter
 
 from app.core.config import Settings
-from app.core.db import make_engine, make_session_factory, session_scope
-from app.jobs.task import TaskContext, execute_run
+from app.core.db import make_engine, make_session_factory
+from app.jobs.task import TaskContext, execute_run, write
 from app.ml.engine import warm_up
 from app.services.run_lifecycle import claim_next_run
 
@@ -72,14 +72,16 @@ def worker_main(settings: Settings, parent_pid: int, threads: int, ready: EventT
         models_store=settings.models_store,
         worker_id=worker_id,
         report_interval_s=settings.progress_interval_s,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        write_patience_s=settings.write_patience_s,
+        max_store_bytes=settings.max_store_bytes,
         should_release=stop.is_set,
         on_report=exit_if_orphaned,
     )
     try:
         while not stop.is_set():
             exit_if_orphaned()
-            with session_scope(factory) as session:
-                run_id = claim_next_run(session, worker_id)
+            run_id = write(ctx, lambda session: claim_next_run(session, worker_id))
             if run_id is None:
                 time.sleep(settings.poll_interval_s)
                 continue

@@ -53,19 +53,36 @@ def to_cpu(value: Any) -> Any:
     return value
 
 
-def write_checkpoint(store: Path, relpath: str, state: dict[str, Any]) -> tuple[str, int]:
-    """Write atomically (temporary file, fsync, rename); return (sha256, size in bytes)."""
+def estimated_checkpoint_bytes(parameter_count: int, optimizer_slots: int) -> int:
+    """About how large a checkpoint of a network is: its weights and as many more per
+    optimizer slot (Adam keeps two), in float32, and torch's format around them."""
+    return parameter_count * 4 * (1 + optimizer_slots) + 16 * 1024
+
+
+def serialize_checkpoint(state: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
-    data = buffer.getvalue()
+    return buffer.getvalue()
+
+
+def write_checkpoint(store: Path, relpath: str, state: dict[str, Any]) -> tuple[str, int]:
+    """Write atomically (temporary file, fsync, rename); return (sha256, size in bytes)."""
+    return write_checkpoint_bytes(store, relpath, serialize_checkpoint(state))
+
+
+def write_checkpoint_bytes(store: Path, relpath: str, data: bytes) -> tuple[str, int]:
     path = store / relpath
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}{TMP_SUFFIX}")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half file behind
+        raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -80,6 +97,9 @@ def read_checkpoint_bytes(store: Path, relpath: str, sha256: str) -> bytes:
         data = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint file {relpath} is missing") from None
+    except OSError as exc:  # a folder in its place, a folder above it that became a file, ...
+        reason = exc.strerror or type(exc).__name__
+        raise CheckpointError(f"checkpoint file {relpath} cannot be read: {reason}") from None
     if hashlib.sha256(data).hexdigest() != sha256:
         raise CheckpointError(
             f"checkpoint file {relpath} does not match its recorded sha256; refusing to load it"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
@@ -101,6 +102,11 @@ class PendingLosses:
     def commit(self) -> None:
         self.count += 1
 
+    def drop_to(self, count: int) -> None:
+        """Forget the pending epochs past `count`: an epoch stopped half way has no loss."""
+        del self._losses[count:]
+        self.count = min(self.count, count)
+
     def add_loss(self, loss: torch.Tensor) -> None:
         self._losses.append(loss)
         self.count += 1
@@ -125,6 +131,11 @@ class PendingLosses:
         self._losses.clear()
         result: list[float] = values.tolist()
         return result
+
+
+class StopTraining(Exception):
+    """Raised by the stop check inside an epoch, before that epoch changed the parameters
+    (full batch) or between its mini-batches."""
 
 
 class _Discard:
@@ -183,11 +194,15 @@ def train(
     resume: dict[str, Any] | None = None,
     report_interval_s: float = 0.25,
     fast: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train until `config.epochs` epochs are done, a callback says stop, or the loss diverges.
 
     `fast` takes the hand-written step of `app.ml.fast_step`; without it each step goes through
-    autograd and `torch.optim`, the reference the fast step is tested against.
+    autograd and `torch.optim`, the reference the fast step is tested against. `should_stop`
+    is asked inside each epoch too (between layers, and between mini-batches), so that a stop
+    takes effect within about a second however long an epoch takes; an epoch stopped half way
+    is not counted.
     """
     torch.manual_seed(config.seed)
     model = build_network(config.network).to(device)
@@ -200,10 +215,17 @@ def train(
         shuffle.set_state(resume["rng"]["shuffle"])
         torch.set_rng_state(resume["rng"]["torch"])
         start = int(resume["epoch"])
+
+    def check_stop() -> None:
+        if should_stop is not None and should_stop():
+            raise StopTraining
+
     # The fast path: the optimizer holds the step whose flat buffers it updates.
     flat_optimizer = None
     if fast:
         fast_step = FastStep(model, config.network.activation)
+        if should_stop is not None:
+            fast_step.interrupt = check_stop
         flat_optimizer = FlatOptimizer(
             config.optimizer, config.learning_rate, config.momentum, fast_step
         )
@@ -255,34 +277,58 @@ def train(
         """One optimizer update on (x, y); the logits before it, written to `out` when given."""
         if flat_optimizer is not None:
             logits = flat_optimizer.fast.forward_backward(x, y, out)
+            check_stop()
             flat_optimizer.step()
             return logits
         optimizer.zero_grad(set_to_none=True)
         logits = model(x)
         loss_fn(logits, y).backward()
+        check_stop()
         optimizer.step()
         return logits.detach() if out is None else out.copy_(logits.detach())
+
+    def stopped_inside(epoch: int, parameters_unchanged: bool) -> TrainResult:
+        """The end of a run stopped inside `epoch`: the epochs before it are reported, and
+        checkpointed if the stopped epoch left the parameters as they were."""
+        # The stopped epoch's training loss was never committed; its validation loss was.
+        if val_losses is not None:
+            val_losses.drop_to(losses.count)
+        _, diverged_at = report(epoch)
+        if diverged_at is not None:
+            return TrainResult("diverged", diverged_at, diverged_at=diverged_at, device=str(device))
+        if parameters_unchanged:
+            callbacks.on_checkpoint(epoch, state(epoch))
+        return TrainResult("stopped", epoch, device=str(device))
 
     model.train()
     if resume is None:
         # The untrained network, so a run's pictures and its animation start where it started.
         callbacks.on_checkpoint(0, state(0))
     for epoch in range(start, config.epochs):
+        try:
+            check_stop()
+        except StopTraining:
+            return stopped_inside(epoch, parameters_unchanged=True)
         if val_losses is not None:
             with torch.no_grad():
                 val_losses.next_row().copy_(model(x_val))
             val_losses.commit()
-        if batch_size is None:
-            step(x_train, y_train, out=losses.next_row())
-            losses.commit()
-        else:
-            total = torch.zeros((), device=device)
-            order = torch.randperm(n_train, generator=shuffle).to(device)
-            for begin in range(0, n_train, batch_size):
-                batch = order[begin : begin + batch_size]
-                x_batch, y_batch = x_train[batch], y_train[batch]
-                total += loss_fn(step(x_batch, y_batch), y_batch) * len(batch)
-            losses.add_loss(total / n_train)
+        try:
+            if batch_size is None:
+                step(x_train, y_train, out=losses.next_row())
+                losses.commit()
+            else:
+                total = torch.zeros((), device=device)
+                order = torch.randperm(n_train, generator=shuffle).to(device)
+                for begin in range(0, n_train, batch_size):
+                    batch = order[begin : begin + batch_size]
+                    x_batch, y_batch = x_train[batch], y_train[batch]
+                    total += loss_fn(step(x_batch, y_batch), y_batch) * len(batch)
+                losses.add_loss(total / n_train)
+        except StopTraining:
+            # Full batch: the stop came before the update. Mini-batches: some batches have
+            # updated the parameters, so this state is no epoch's and is not checkpointed.
+            return stopped_inside(epoch, parameters_unchanged=batch_size is None)
         done = epoch + 1
         checkpoint_due = done % config.checkpoint_every == 0 or done == config.epochs
         if checkpoint_due or losses.full or time.monotonic() - last_report >= report_interval_s:

@@ -99,6 +99,9 @@ class FastStep:
         self.activation = activation if activation in _BACKWARD else None
         self.device = device
         self._buffers: dict[int, _Buffers] = {}
+        # Called between layers, forward and backward: it may raise to stop a long epoch
+        # before the parameters change (the engine's stop check).
+        self.interrupt: Callable[[], None] | None = None
 
     def views(self, buffer: Tensor) -> list[Tensor]:
         """Each parameter's part of a flat buffer, shaped as the parameter."""
@@ -122,7 +125,10 @@ class FastStep:
         last = len(self.weights) - 1
         inputs = [x]  # each layer's input: x, then the activations
         saved = []  # what each hidden activation's backward needs
+        interrupt = self.interrupt
         for layer, (weight_t, bias) in enumerate(zip(self.weights_t, self.biases, strict=True)):
+            if interrupt is not None:
+                interrupt()
             target = out if layer == last and out is not None else buffers.outputs[layer]
             result = torch.addmm(bias, inputs[-1], weight_t, out=target)
             if layer < last and self.activation is not None:
@@ -143,6 +149,8 @@ class FastStep:
         # caller, which can compute many epochs' losses in one call.
         grad = torch.sigmoid(logits, out=buffers.grads[last]).sub_(y).div_(buffers.count)
         for layer in range(last, -1, -1):
+            if interrupt is not None:
+                interrupt()
             torch.mm(buffers.grads_t[layer], inputs[layer], out=self.weight_grads[layer])
             torch.sum(grad, 0, out=self.bias_grads[layer])
             if layer > 0:

@@ -17,8 +17,13 @@ class WorkersPublic(BaseModel):
 
 
 class HealthPublic(BaseModel):
-    status: str = Field(description="'ok', or 'degraded' when the database is unreachable")
+    status: str = Field(
+        description="'ok', or 'degraded' when the database is unreachable or takes no writes"
+    )
     database: str = Field(description="'ok' or the reason it is unreachable")
+    database_writes: str = Field(
+        description="'ok', or why writes wait (another connection holds the write lock)"
+    )
     database_revision: str | None
     cuda: CudaPublic
     queue: dict[str, int] = Field(default_factory=dict, description="runs per status")

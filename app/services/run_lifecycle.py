@@ -153,6 +153,40 @@ def record_progress(
     return ProgressAck(owned=True, cancel_requested=bool(result[0]))
 
 
+def make_room(
+    session: Session, run_id: int, worker_id: str, size: int, max_store_bytes: int
+) -> tuple[bool, list[str]]:
+    """Room in the store for a checkpoint of `size` bytes: thin this run's own checkpoints,
+    keeping its first and last and every other one between, until the store's total fits.
+    Returns (whether it fits, the paths of the checkpoints dropped, for the caller to unlink
+    once this is committed)."""
+    used = session.scalar(select(func.coalesce(func.sum(Checkpoint.size_bytes), 0))) or 0
+    dropped: list[str] = []
+    while used + size > max_store_bytes:
+        rows = session.execute(
+            select(Checkpoint.epoch, Checkpoint.path, Checkpoint.size_bytes)
+            .where(Checkpoint.run_id == run_id)
+            .order_by(Checkpoint.epoch)
+        ).all()
+        between = rows[1:-1]
+        if not between or session.scalar(select(Run.id).where(_owned(run_id, worker_id))) is None:
+            return False, dropped
+        thinned = between[::2]  # every other one, from the oldest
+        session.execute(
+            delete(Checkpoint).where(
+                Checkpoint.run_id == run_id, Checkpoint.epoch.in_([row[0] for row in thinned])
+            )
+        )
+        dropped += [row[1] for row in thinned]
+        used -= sum(row[2] for row in thinned)
+    return True, dropped
+
+
+def still_owned(session: Session, run_id: int, worker_id: str) -> bool:
+    """Whether this worker still holds the run (not deleted, cancelled or taken back)."""
+    return session.scalar(select(Run.id).where(_owned(run_id, worker_id))) is not None
+
+
 def record_checkpoint(
     session: Session, run_id: int, worker_id: str, epoch: int, path: str, sha256: str, size: int
 ) -> bool:

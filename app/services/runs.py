@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import math
 import secrets
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.ml.architectures import InvalidArchitecture, network_spec, parameter_count
 from app.ml.checkpoints import (
     CheckpointError,
     CheckpointRef,
+    estimated_checkpoint_bytes,
     read_checkpoint_bytes,
     run_folder_name,
 )
@@ -30,6 +32,7 @@ from app.schemas.runs import (
     RunPublic,
 )
 from app.services.datasets import get_dataset_id
+from app.services.storage import remove_run_folder
 
 
 def _public(run: Run, dataset_name: str) -> RunPublic:
@@ -58,7 +61,38 @@ def _dataset_name(session: Session, dataset_id: int) -> str:
     return name
 
 
-def create_run(session: Session, request: AnyRunCreate) -> RunPublic:
+def optimizer_slots(optimizer: str, momentum: float) -> int:
+    """Tensors the optimizer keeps per parameter tensor: Adam's two moments, RMSprop's square
+    average (and momentum), SGD's momentum buffer."""
+    if optimizer == "adam":
+        return 2
+    return (1 if optimizer == "rmsprop" else 0) + (1 if momentum > 0 else 0)
+
+
+def check_store_room(
+    request: AnyRunCreate, parameters: int, checkpoint_every: int, max_store_bytes: int
+) -> None:
+    """Refuse a run whose checkpoints alone would take more than the whole store."""
+    each = estimated_checkpoint_bytes(
+        parameters, optimizer_slots(request.optimizer, request.momentum)
+    )
+    count = request.epochs // checkpoint_every + 2  # and epoch 0, and the end
+    if count * each <= max_store_bytes:
+        return
+    most = max_store_bytes // each
+    hint = (
+        f"checkpoint_every of at least {math.ceil(request.epochs / (most - 2))}"
+        if most > 2
+        else "a smaller network"
+    )
+    raise InvalidInput(
+        f"this run's {count} checkpoints of about {each} bytes each would take about "
+        f"{count * each} bytes, more than the models store's PC_MAX_STORE_BYTES="
+        f"{max_store_bytes}; ask for {hint}"
+    )
+
+
+def create_run(session: Session, request: AnyRunCreate, max_store_bytes: int) -> RunPublic:
     try:
         dataset_id = get_dataset_id(session, request.dataset)
     except NotFound as exc:
@@ -72,6 +106,7 @@ def create_run(session: Session, request: AnyRunCreate) -> RunPublic:
         raise InvalidInput(str(exc)) from None
     # A run keeps at most MAX_CHECKPOINTS checkpoints: a smaller interval is raised.
     checkpoint_every = max(request.checkpoint_every, math.ceil(request.epochs / MAX_CHECKPOINTS))
+    check_store_room(request, parameter_count(spec), checkpoint_every, max_store_bytes)
     run = Run(
         dataset_id=dataset_id,
         status=RunStatus.QUEUED,
@@ -95,7 +130,11 @@ def create_run(session: Session, request: AnyRunCreate) -> RunPublic:
         restarts=0,
     )
     session.add(run)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # DELETE /datasets won the race: the dataset went between the lookup and the insert.
+        raise NotFound(f"dataset: {request.dataset!r} was deleted meanwhile") from None
     return _public(run, _dataset_name(session, dataset_id))
 
 
@@ -141,8 +180,16 @@ def cancel_run(session: Session, run_id: int) -> RunPublic:
     if run.status == RunStatus.QUEUED:
         run.status = RunStatus.CANCELLED
         run.finished_at = utcnow()
-    session.flush()
+    _flush_or_gone(session, run_id)
     return _public(run, _dataset_name(session, run.dataset_id))
+
+
+def _flush_or_gone(session: Session, run_id: int) -> None:
+    """Flush a change to a run that a concurrent DELETE may have removed meanwhile."""
+    try:
+        session.flush()
+    except StaleDataError:
+        raise NotFound(f"no run with id {run_id}: it was deleted meanwhile") from None
 
 
 def latest_checkpoint_epoch(session: Session, run_id: int) -> int | None:
@@ -159,11 +206,12 @@ def resume_run(session: Session, run_id: int, epochs: int) -> RunPublic:
     run.epochs = start + epochs
     run.status = RunStatus.QUEUED
     run.cancel_requested = False
+    run.restarts = 0  # a resume is asked for: the restarts of before are not held against it
     run.error = None
     run.final_loss = None
     run.accuracy = None
     run.finished_at = None
-    session.flush()
+    _flush_or_gone(session, run_id)
     return _public(run, _dataset_name(session, run.dataset_id))
 
 
@@ -174,8 +222,17 @@ def delete_run(session: Session, run_id: int, models_store: Path) -> None:
     session.execute(delete(RunHistory).where(RunHistory.run_id == run_id))
     session.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id))
     session.delete(run)
-    session.flush()
-    shutil.rmtree(models_store / run_folder_name(run_id), ignore_errors=True)
+    _flush_or_gone(session, run_id)
+    folder = run_folder_name(run_id)
+    try:
+        remove_run_folder(models_store, folder, secrets.token_hex(4))
+    except OSError as exc:
+        # Raised before the commit: the request's session rolls the rows back too.
+        reason = exc.strerror or type(exc).__name__
+        raise Conflict(
+            f"run {run_id}'s files cannot be removed from the models store ({folder}: "
+            f"{reason}); nothing was deleted"
+        ) from None
 
 
 def run_log(session: Session, run_id: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -17,6 +18,25 @@ from app.models import Checkpoint, Run, RunStatus
 log = logging.getLogger(__name__)
 
 RUN_FOLDER = re.compile(r"^run-(\d+)$")
+# A deleted run's folder is first renamed to this, so that a store that cannot be changed is
+# found out before anything is deleted; the sweep removes any left behind.
+DELETED_PREFIX = "deleted-"
+
+
+def remove_run_folder(store: Path, folder_name: str, token: str) -> None:
+    """Rename the run's folder out of the way (raises OSError if the store will not let it),
+    then delete it; what cannot be deleted then is left to the next start's sweep."""
+    folder = store / folder_name
+    if not folder.exists() and not folder.is_symlink():
+        return
+    trash = store / f"{DELETED_PREFIX}{folder_name}-{token}"
+    os.rename(folder, trash)
+    left: list[str] = []
+    shutil.rmtree(trash, onerror=lambda _function, path, _info: left.append(path))
+    if left:
+        log.warning("could not remove %d file(s) of a deleted run: %s", len(left), left[:5])
+
+
 TMP_PID = re.compile(r"\.(\d+)" + re.escape(TMP_SUFFIX) + "$")
 
 
@@ -30,6 +50,10 @@ def sweep_models_store(session: Session, store: Path) -> list[str]:
     runs = {row.id: row.status for row in session.execute(select(Run.id, Run.status))}
     known = set(session.scalars(select(Checkpoint.path)).all())
     for folder in sorted(store.iterdir()):
+        if folder.name.startswith(DELETED_PREFIX):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name + "/")
+            continue
         match = RUN_FOLDER.match(folder.name)
         if not folder.is_dir() or match is None:
             continue

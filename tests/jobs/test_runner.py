@@ -315,3 +315,25 @@ def test_events_stream_progress_until_the_run_ends(live_server: LiveServer) -> N
         epochs = [data["epoch"] for data in progress]
         assert epochs == sorted(epochs)
         assert events[-1][1]["final_loss"] == run_status(http, run_id)["final_loss"]
+
+
+def test_deleting_training_runs_logs_no_error(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        live_server.wait_for_workers()
+        # A checkpoint every epoch, so deletes land while files are being written.
+        body = {"architecture": "simple", "epochs": 100_000, "checkpoint_every": 100}
+        for _ in range(4):
+            ids = [http.post("/runs", json=body).json()["id"] for _ in range(2)]
+
+            def all_training(ids: list[int] = ids) -> bool:
+                return all(run_status(http, run_id)["epoch"] > 0 for run_id in ids)
+
+            wait_for(all_training, 30, 0.02)
+            for run_id in ids:
+                assert http.delete(f"/runs/{run_id}").status_code == 204
+        time.sleep(1.0)  # the workers notice at their next beat or report
+        assert http.get("/health").json()["workers"]["ready"] == 2
+    log = live_server.log()
+    assert "Traceback" not in log
+    assert "ERROR" not in log
+    assert "training run" in log  # the workers' own lines do reach the server's log

@@ -239,3 +239,48 @@ def test_accuracy_is_a_count_over_n_without_float32_noise() -> None:
     correct = round(result.accuracy * len(data))
     assert result.accuracy == correct / len(data)  # 0.81, not 0.8100000023841858
     assert len(repr(result.accuracy)) <= len(repr(1 / len(data))) + 2
+
+
+class StopOnCall:
+    """A stop check that says stop from its n-th call on."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls = n, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_stop_inside_a_full_batch_epoch_leaves_that_epoch_out(fast: bool) -> None:
+    data = points("curve")
+    run_config = config(epochs=10, seed=2, checkpoint_every=1)
+    straight = Recorder()
+    train(run_config, data, CPU, straight, fast=fast, report_interval_s=1e9)
+    # Fast: each epoch asks 8 times (its start, 3 layers forward, 3 back, before the update);
+    # autograd: twice. The 20th or 5th call falls inside epoch 2.
+    stopped = Recorder()
+    stop = StopOnCall(20 if fast else 6)
+    sparse = config(epochs=10, seed=2, checkpoint_every=5)  # the same training
+    result = train(sparse, data, CPU, stopped, fast=fast, report_interval_s=1e9, should_stop=stop)
+    assert result.outcome == "stopped"
+    assert result.epochs_done == 2
+    assert stopped.losses == straight.losses[:2]
+    assert sorted(stopped.checkpoints) == [0, 2]
+    for name, tensor in straight.checkpoints[2]["model"].items():
+        assert torch.equal(stopped.checkpoints[2]["model"][name], tensor), name
+
+
+def test_a_stop_between_mini_batches_writes_no_half_epoch_checkpoint() -> None:
+    data = points("curve")
+    run_config = config(epochs=10, seed=2, checkpoint_every=5, batch_size=20, validation_split=0.2)
+    stopped = Recorder()
+    # Each mini-batch epoch asks once at its start and 7 times in each of its 8 batches.
+    result = train(
+        run_config, data, CPU, stopped, report_interval_s=1e9, should_stop=StopOnCall(100)
+    )
+    assert result.outcome == "stopped"
+    assert result.epochs_done == 1
+    assert len(stopped.losses) == len(stopped.val_losses) == 1
+    assert sorted(stopped.checkpoints) == [0]  # nothing for epoch 1 half done

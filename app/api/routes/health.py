@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
+from app.core.db import writes_blocked
 from app.core.migrate import current_revision
 from app.ml.devices import cuda_device_names
 from app.schemas.health import CudaPublic, HealthPublic, WorkersPublic
@@ -27,6 +28,7 @@ def health(request: Request) -> HealthPublic:
             queue = queue_depth(session)
     except Exception as exc:
         database = f"unreachable: {type(exc).__name__}"
+    blocked = writes_blocked(engine) if database == "ok" else None
     names = cuda_device_names()
     runner = request.app.state.runner
     workers = None
@@ -34,8 +36,9 @@ def health(request: Request) -> HealthPublic:
         settings = request.app.state.settings
         workers = WorkersPublic(configured=settings.worker_count, ready=runner.ready_count())
     return HealthPublic(
-        status="ok" if database == "ok" else "degraded",
+        status="ok" if database == "ok" and blocked is None else "degraded",
         database=database,
+        database_writes=blocked or ("ok" if database == "ok" else "unknown"),
         database_revision=revision,
         cuda=CudaPublic(available=bool(names), device_count=len(names), devices=names),
         queue=queue,

@@ -41,11 +41,12 @@ RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="the run's id")]
 def create_run(
     body: Annotated[RunCreate, Body(openapi_examples=RUN_EXAMPLES)],
     session: SessionDep,
+    settings: SettingsDep,
     response: Response,
 ) -> RunPublic:
     """Queue a training run; it trains in the background. Defaults are the tutorial's: the
     first example is its network on `curve` (about 15 seconds here), ready to execute."""
-    run = service.create_run(session, body)
+    run = service.create_run(session, body, settings.max_store_bytes)
     response.headers["Location"] = f"/runs/{run.id}"
     return run
 
