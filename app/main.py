@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import OperationalError
 
 from app.api.auth import require_api_key
 from app.api.body_limit import BodySizeLimitMiddleware
@@ -16,7 +17,7 @@ from app.api.responses import errors
 from app.api.routes import architectures, datasets, health, predict, results, runs
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory, session_scope
-from app.core.errors import install_error_handlers
+from app.core.errors import DatabaseUnusable, install_error_handlers
 from app.core.migrate import ensure_sqlite_folder, upgrade_to_head
 from app.jobs.runner import EmbeddedRunner
 from app.services.datasets import register_builtin_datasets
@@ -46,12 +47,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The web process only predicts on small batches; training has the cores.
         torch.set_num_threads(1)
-        ensure_sqlite_folder(settings.database_url)
         engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
-        upgrade_to_head(engine)
         session_factory = make_session_factory(engine)
-        with session_scope(session_factory) as session:
-            register_builtin_datasets(session, settings.builtin_data_dir, settings.max_points)
+        try:
+            ensure_sqlite_folder(settings.database_url)
+            upgrade_to_head(engine)
+            with session_scope(session_factory) as session:
+                register_builtin_datasets(session, settings.builtin_data_dir, settings.max_points)
+        except (OperationalError, OSError) as exc:
+            engine.dispose()
+            reason = getattr(exc, "orig", None) or exc
+            raise DatabaseUnusable(
+                f"cannot use the database at PC_DATABASE_URL={engine.url!r}: {reason}. The "
+                "service needs to write there: check the URL, and that the file and its folder "
+                "are writable"
+            ) from None
         settings.models_store.mkdir(parents=True, exist_ok=True)
         app.state.engine = engine
         app.state.session_factory = session_factory

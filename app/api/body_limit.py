@@ -11,21 +11,38 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.schemas.results import MAX_PREDICT_POINTS
+
+# What each route can need, so that no body is read, parsed or validated past that: a JSON body
+# of run or dataset parameters is a few hundred bytes; /predict takes at most 100,000 points of
+# at most 64 bytes each ("[-1.2345678901234567e-300, -1.2345678901234567e-300], " is 54).
+SMALL_JSON_BYTES = 64 * 1024
+PREDICT_BYTES = MAX_PREDICT_POINTS * 64 + 4096
+
 
 class BodySizeLimitMiddleware:
+    """Uploads (`POST /datasets`) may take `max_body_bytes`; /predict and every other route
+    what they can need, never more than that."""
+
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
 
-    def _message(self) -> bytes:
-        detail = (
-            f"request body is larger than the {self.max_body_bytes} bytes accepted "
-            "(PC_MAX_UPLOAD_BYTES)"
-        )
+    def _limit(self, path: str) -> tuple[int, str]:
+        """The limit for a path, and what the 413 names as its source."""
+        if path == "/datasets":
+            return self.max_body_bytes, "PC_MAX_UPLOAD_BYTES"
+        if path == "/predict":
+            limit = min(PREDICT_BYTES, self.max_body_bytes)
+            return limit, f"{MAX_PREDICT_POINTS} points at most"
+        return min(SMALL_JSON_BYTES, self.max_body_bytes), "this route's parameters"
+
+    def _message(self, limit: int, source: str) -> bytes:
+        detail = f"request body is larger than the {limit} bytes accepted here ({source})"
         return json.dumps({"detail": detail}).encode()
 
-    async def _send_413(self, send: Send) -> None:
-        body = self._message()
+    async def _send_413(self, send: Send, limit: int, source: str) -> None:
+        body = self._message(limit, source)
         await send(
             {
                 "type": "http.response.start",
@@ -43,14 +60,15 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, source = self._limit(scope["path"])
         for key, value in scope["headers"]:
             if key == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_body_bytes:
-                    await self._send_413(send)
+                if declared > limit:
+                    await self._send_413(send, limit, source)
                     return
 
         received = 0
@@ -64,10 +82,10 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     refused = True
                     if not response_started:
-                        await self._send_413(send)
+                        await self._send_413(send, limit, source)
                     return {"type": "http.disconnect"}
             return message
 

@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from app.api.responses import ERROR_EXAMPLES
 from app.core.config import Settings
 from app.ml.devices import available_devices
+from app.schemas.results import PredictRequest
 from app.schemas.runs import RUN_EXAMPLES
 
 WRITE_METHODS = ("post", "put", "patch", "delete")
@@ -41,6 +42,10 @@ def _truthful(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
             validation = operation.get("responses", {}).get("422", {})
             for content in validation.get("content", {}).values():
                 content.setdefault("example", {"detail": ERROR_EXAMPLES[422]})
+    # /predict validates its body off the event loop, so FastAPI does not see its model.
+    schema.setdefault("components", {}).setdefault("schemas", {})["PredictRequest"] = (
+        PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    )
     for (path, method), examples in EXAMPLES_WITH_NULLS.items():
         body = schema["paths"][path][method]["requestBody"]["content"]["application/json"]
         body["examples"] = examples

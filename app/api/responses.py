@@ -33,7 +33,7 @@ ERROR_EXAMPLES: dict[int, Any] = {
     403: "'curve' is a built-in dataset and cannot be deleted",
     404: "no run with id 7",
     409: "run 7 has no checkpoint yet; try again once it has trained",
-    413: "request body is larger than the 8388608 bytes accepted (PC_MAX_UPLOAD_BYTES)",
+    413: "request body is larger than the 65536 bytes accepted here (this route's parameters)",
     422: [
         {
             "type": "less_than_equal",

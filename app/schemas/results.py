@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.schemas.types import Integer, json_number
 
 MAX_PREDICT_POINTS = 100_000
 
-Coordinate = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(json_number)]
+# The networks compute in float32: a coordinate past its range would reach them as infinity.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+Coordinate = Annotated[
+    float,
+    Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX),
+    BeforeValidator(json_number),
+]
 
 
 class HistoryPublic(BaseModel):

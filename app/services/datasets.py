@@ -206,5 +206,12 @@ def delete_dataset(session: Session, ref: str) -> None:
         raise Conflict(
             f"dataset {dataset.name!r} is used by {runs} run(s); delete those runs first"
         )
+    name = dataset.name  # read now: a failed flush expires the object
     session.delete(dataset)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # A run was started on it between the count above and this delete.
+        raise Conflict(
+            f"dataset {name!r} is used by a run started meanwhile; delete that run first"
+        ) from None

@@ -224,9 +224,13 @@ def render_loss_png(
 
 
 def png_frames_to_gif(frames: list[bytes], frame_ms: int = 400) -> bytes:
-    """An animated GIF from PNG frames, the last one held longer."""
-    images = [Image.open(io.BytesIO(frame)).convert("RGB") for frame in frames]
-    palette = [image.quantize(colors=255, method=Image.Quantize.MEDIANCUT) for image in images]
+    """An animated GIF from PNG frames, the last one held longer. Each frame is decoded and
+    reduced to its palette (a byte a pixel) before the next: one RGB frame at a time."""
+    palette = []
+    for frame in frames:
+        with Image.open(io.BytesIO(frame)) as image:
+            rgb = image.convert("RGB")
+        palette.append(rgb.quantize(colors=255, method=Image.Quantize.MEDIANCUT))
     buffer = io.BytesIO()
     durations = [frame_ms] * (len(palette) - 1) + [frame_ms * 4]
     palette[0].save(

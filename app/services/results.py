@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import Conflict
+from app.core.errors import Conflict, InvalidInput
 from app.ml.checkpoints import CheckpointError, CheckpointRef, load_checkpoint
 from app.ml.datagen import Points
 from app.ml.engine import split_indices
@@ -163,6 +163,13 @@ def predict(
     ref = find_checkpoint(session, run_id, epoch)
     model = load_model(caches, store, ref)
     probabilities = predict_probabilities(model.module, xy)
+    bad = np.flatnonzero(~np.isfinite(probabilities))
+    if len(bad):
+        x, y = xy[bad[0]]
+        raise InvalidInput(
+            f"points[{bad[0]}] = [{x:g}, {y:g}]: the network's output there is not a number "
+            "(its float32 arithmetic overflows this far out); use coordinates nearer the data"
+        )
     return Prediction(ref.epoch, probabilities.tolist(), (probabilities > 0.5).astype(int).tolist())
 
 

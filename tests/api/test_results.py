@@ -334,3 +334,14 @@ def test_boundary_title_numbers_are_the_runs_own(
     assert f"Epoch {simple['epochs'] - 1}, Loss: {simple['final_loss']!r}" in log
     # A count over the 200 points, without float32 noise.
     assert simple["accuracy"] == round(simple["accuracy"] * 200) / 200
+
+
+def test_boundary_gif_frames_are_bounded_in_size(
+    trained: tuple[TestClient, dict[str, Any]],
+) -> None:
+    client, runs = trained
+    url = f"/runs/{runs['complex']['id']}/boundary.gif"
+    for params in ({"width": 3000}, {"height": 1001}):
+        response = client.get(url, params=params)
+        assert response.status_code == 422
+        assert "less than or equal to 1000" in response.text

@@ -36,6 +36,8 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
         422,
         examples={
             409: "a dataset named 'my-curve' already exists; choose another name",
+            413: "request body is larger than the 8388608 bytes accepted here "
+            "(PC_MAX_UPLOAD_BYTES)",
             422: "row 3, column y: 'nan' is not a finite number",
         },
     ),

@@ -27,6 +27,9 @@ router = APIRouter(prefix="/runs", tags=["results"])
 Width = Annotated[int | None, Query(ge=200, le=3000, description="pixels")]
 Height = Annotated[int | None, Query(ge=200, le=3000, description="pixels")]
 Dpi = Annotated[int, Query(ge=50, le=300)]
+# An animation holds up to MAX_GIF_FRAMES frames: smaller sides than a single picture's.
+GifWidth = Annotated[int | None, Query(ge=200, le=1000, description="pixels")]
+GifHeight = Annotated[int | None, Query(ge=200, le=1000, description="pixels")]
 # How often the event stream looks at the run.
 EVENT_POLL_S = 0.5
 
@@ -132,11 +135,12 @@ def get_boundary_gif(
     session: SessionDep,
     settings: SettingsDep,
     caches: CachesDep,
-    width: Width = None,
-    height: Height = None,
+    width: GifWidth = None,
+    height: GifHeight = None,
     dpi: Dpi = 80,
 ) -> Response:
-    """How the decision boundary evolved, one frame per checkpoint (at most 40, sampled)."""
+    """How the decision boundary evolved, one frame per checkpoint (at most 40, sampled).
+    Frames are at most 1000 pixels a side, so one animation's memory is bounded."""
     size = _size(width, height, dpi, PictureSize(560, 480, dpi))
     gif = service.boundary_gif(session, caches, settings.models_store, run_id, size)
     return Response(gif, media_type="image/gif")

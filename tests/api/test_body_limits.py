@@ -1,0 +1,46 @@
+"""Each route reads no more body than it can need, and a refusal never echoes the body back."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+
+from app.api.body_limit import PREDICT_BYTES, SMALL_JSON_BYTES
+from app.schemas.results import MAX_PREDICT_POINTS
+
+
+def test_small_json_routes_refuse_a_large_body_with_413(client: TestClient) -> None:
+    padding = "x" * SMALL_JSON_BYTES
+    for path in ("/runs", "/datasets/generate", "/runs/1/resume"):
+        response = client.post(path, json={"dataset": padding})
+        assert response.status_code == 413, (path, response.text)
+        assert f"{SMALL_JSON_BYTES} bytes accepted here" in response.json()["detail"]
+
+
+def test_predict_over_its_cap_is_413_naming_the_point_limit(client: TestClient) -> None:
+    body = json.dumps({"run_id": 1, "points": [[0.5, 0.5]] * (PREDICT_BYTES // 10)})
+    assert len(body) > PREDICT_BYTES
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert f"{MAX_PREDICT_POINTS} points at most" in response.json()["detail"]
+
+
+def test_a_422_shows_an_excerpt_of_the_input_not_the_input(client: TestClient) -> None:
+    points = [[0.123456789, 0.987654321]] * (MAX_PREDICT_POINTS + 1)
+    response = client.post("/predict", json={"run_id": 1, "points": points})
+    assert response.status_code == 422
+    assert len(response.content) < 2000, len(response.content)
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "points"]
+    assert error["input"].startswith(f"a list of {MAX_PREDICT_POINTS + 1} items, starting")
+
+
+def test_a_422_lists_at_most_twenty_errors(client: TestClient) -> None:
+    points = [["a", "b"]] * 500
+    response = client.post("/predict", json={"run_id": 1, "points": points})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert len(detail) == 21
+    assert detail[-1]["msg"] == "and 980 more errors like these"
+    assert detail[0]["loc"] == ["body", "points", 0, 0]
