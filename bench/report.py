@@ -47,6 +47,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def spread(values: list[float], unit: str = "") -> str:
+    """The range of the repeats behind a median: 'from 2.31 to 2.94x over 5 repeats'."""
+    return f"from {min(values):.2f} to {max(values):.2f}{unit} over {len(values)} repeats"
+
+
 def format_value(value: float, unit: str) -> str:
     if unit == "x":
         return f"{value:.2f}x"
