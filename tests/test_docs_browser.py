@@ -88,6 +88,16 @@ def test_swagger_ui_renders_offline_and_runs_the_tutorial_unedited(
     run = json.loads(answer.locator(".response-col_description .microlight").first.inner_text())
     assert outside == [], f"the page asked for files off this machine: {outside}"
 
+    # Reading it back needs no typing either: the run id is filled in with the first run's.
+    assert run["id"] == 1
+    read = page.locator("#operations-runs-get_run_runs__run_id__get")
+    read.locator(".opblock-summary").click()
+    read.get_by_role("button", name="Try it out").click()
+    read.get_by_role("button", name="Execute").click()
+    read_status = read.locator(".live-responses-table tbody tr.response .response-col_status")
+    read_status.first.wait_for(timeout=30_000)
+    assert read_status.first.inner_text().strip() == "200"
+
     # The run Swagger started is the tutorial's, and it trains to the end in seconds.
     deadline = time.monotonic() + 180
     with httpx.Client(base_url=docs_server.url, timeout=10) as http:

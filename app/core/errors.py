@@ -104,6 +104,10 @@ def short_errors(errors: Sequence[Any]) -> list[Any]:
     return shown
 
 
+class ShortValidationError(RequestValidationError):
+    """Field errors already cut down by `short_errors` where they arose (in a worker thread)."""
+
+
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """The methods the API documents for a path; a literal path (`/datasets/generate`) is
     its own resource, not an instance of a template beside it (`/datasets/{ref}`)."""
@@ -136,7 +140,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return JSONResponse({"detail": short_errors(exc.errors())}, status_code=422)
+        errors = exc.errors()
+        if not isinstance(exc, ShortValidationError):
+            errors = short_errors(errors)
+        return JSONResponse({"detail": errors}, status_code=422)
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,16 @@ class _DatabaseCallbacks:
             lambda session: lifecycle.still_owned(session, self.run_id, self.ctx.worker_id),
         )
 
+    def lost_meanwhile(self, wait_s: float = 1.0) -> bool:
+        """Whether the run went away (deleted, taken back), allowing for a DELETE /runs that
+        has moved the run's folder and not yet committed: the error it caused comes first."""
+        deadline = time.monotonic() + wait_s
+        while self.owned():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def _make_room(self, size: int) -> None:
         fits, dropped = write(
             self.ctx,
@@ -174,7 +185,7 @@ class _DatabaseCallbacks:
         try:
             sha256, size = write_checkpoint_bytes(self.ctx.models_store, relpath, data)
         except OSError:
-            if not self.owned():  # its folder went with a DELETE /runs: nothing to keep
+            if self.lost_meanwhile():  # its folder went with a DELETE /runs: nothing to keep
                 self.stop_reason = "lost"
                 return
             raise
@@ -239,7 +250,7 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
         _finish(ctx, run_id, RunStatus.FAILED, error=str(exc))
         return
     except Exception as exc:
-        if not callbacks.owned():
+        if callbacks.lost_meanwhile():
             log.info("run %s was deleted or taken back while training; stopped", run_id)
             return
         log.exception("run %s failed", run_id)

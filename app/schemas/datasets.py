@@ -81,4 +81,8 @@ class DatasetGenerate(BaseModel):
 
 class PointsPublic(BaseModel):
     name: str
-    points: list[tuple[float, float, float]] = Field(description="rows of [x, y, label]")
+    # Rows as fixed-length lists rather than tuples: a tuple's `prefixItems` trips some
+    # OpenAPI tools (schemathesis checks responses against it as a 3.0 `items` array).
+    points: list[Annotated[list[float], Field(min_length=3, max_length=3)]] = Field(
+        description="rows of [x, y, label]"
+    )

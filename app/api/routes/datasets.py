@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, Body, File, Form, Path, Query, Response, UploadFile, status
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.responses import CSV_RESPONSE, PNG_RESPONSE, errors
@@ -23,6 +23,22 @@ from app.services import datasets as service
 from app.services.plots import render_points_png
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+DatasetRef = Annotated[
+    str,
+    Path(
+        description="the dataset's id or name",
+        openapi_examples={"curve": {"summary": "the tutorial's curve", "value": "curve"}},
+    ),
+]
+# The built-ins cannot be deleted: the example is the one `POST /datasets/generate` makes.
+OwnDatasetRef = Annotated[
+    str,
+    Path(
+        description="the dataset's id or name",
+        openapi_examples={"moons": {"summary": "the generate example's", "value": "moons"}},
+    ),
+]
 
 
 @router.post(
@@ -93,7 +109,7 @@ def list_datasets(
     response_model=DatasetPublic,
     responses=errors(404, examples={404: "no dataset with id or name 'spirals'"}),
 )
-def get_dataset(ref: str, session: SessionDep) -> DatasetPublic:
+def get_dataset(ref: DatasetRef, session: SessionDep) -> DatasetPublic:
     """One dataset, by id or by name."""
     return service.get_dataset(session, ref)
 
@@ -104,10 +120,10 @@ def get_dataset(ref: str, session: SessionDep) -> DatasetPublic:
     response_model=PointsPublic,
     responses=errors(404, examples={404: "no dataset with id or name 'spirals'"}),
 )
-def get_points(ref: str, session: SessionDep) -> PointsPublic:
+def get_points(ref: DatasetRef, session: SessionDep) -> PointsPublic:
     """The points as JSON rows of [x, y, label]."""
     name, points = service.dataset_points(session, ref)
-    return PointsPublic(name=name, points=[(x, y, label) for x, y, label in points.tolist()])
+    return PointsPublic(name=name, points=points.tolist())
 
 
 @router.get(
@@ -119,7 +135,7 @@ def get_points(ref: str, session: SessionDep) -> PointsPublic:
         **errors(404, examples={404: "no dataset with id or name 'spirals'"}),
     },
 )
-def get_csv(ref: str, session: SessionDep) -> Response:
+def get_csv(ref: DatasetRef, session: SessionDep) -> Response:
     """The points in the tutorial's CSV format (no header, x,y,label), so they round-trip."""
     name, points = service.dataset_points(session, ref)
     return Response(
@@ -138,7 +154,7 @@ def get_csv(ref: str, session: SessionDep) -> Response:
         **errors(404, examples={404: "no dataset with id or name 'spirals'"}),
     },
 )
-def get_plot(ref: str, session: SessionDep) -> Response:
+def get_plot(ref: DatasetRef, session: SessionDep) -> Response:
     """The tutorial's scatter picture: label 0 red, label 1 blue."""
     name, points = service.dataset_points(session, ref)
     return Response(render_points_png(points, name), media_type="image/png")
@@ -156,7 +172,7 @@ def get_plot(ref: str, session: SessionDep) -> Response:
         examples={404: "no dataset with id or name 'spirals'", 409: DATASET_IN_USE_EXAMPLE},
     ),
 )
-def delete_dataset(ref: str, session: SessionDep) -> Response:
+def delete_dataset(ref: OwnDatasetRef, session: SessionDep) -> Response:
     """Delete an uploaded or generated dataset (built-ins are protected; 409 while runs use it)."""
     service.delete_dataset(session, ref)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
