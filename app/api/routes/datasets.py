@@ -23,6 +23,7 @@ from app.services import datasets as service
 from app.services.plots import render_points_png
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+NO_DATASET = {404: "no dataset with id or name 'spirals'"}
 
 DatasetRef = Annotated[
     str,
@@ -107,7 +108,7 @@ def list_datasets(
     "/{ref}",
     summary="Read a dataset",
     response_model=DatasetPublic,
-    responses=errors(404, examples={404: "no dataset with id or name 'spirals'"}),
+    responses=errors(404, examples=NO_DATASET),
 )
 def get_dataset(ref: DatasetRef, session: SessionDep) -> DatasetPublic:
     """One dataset, by id or by name."""
@@ -118,7 +119,7 @@ def get_dataset(ref: DatasetRef, session: SessionDep) -> DatasetPublic:
     "/{ref}/points",
     summary="A dataset's points as JSON",
     response_model=PointsPublic,
-    responses=errors(404, examples={404: "no dataset with id or name 'spirals'"}),
+    responses=errors(404, examples=NO_DATASET),
 )
 def get_points(ref: DatasetRef, session: SessionDep) -> PointsPublic:
     """The points as JSON rows of [x, y, label]."""
@@ -132,7 +133,7 @@ def get_points(ref: DatasetRef, session: SessionDep) -> PointsPublic:
     response_class=Response,
     responses={
         **CSV_RESPONSE,
-        **errors(404, examples={404: "no dataset with id or name 'spirals'"}),
+        **errors(404, examples=NO_DATASET),
     },
 )
 def get_csv(ref: DatasetRef, session: SessionDep) -> Response:
@@ -151,7 +152,7 @@ def get_csv(ref: DatasetRef, session: SessionDep) -> Response:
     response_class=Response,
     responses={
         **PNG_RESPONSE,
-        **errors(404, examples={404: "no dataset with id or name 'spirals'"}),
+        **errors(404, examples=NO_DATASET),
     },
 )
 def get_plot(ref: DatasetRef, session: SessionDep) -> Response:
@@ -169,7 +170,7 @@ def get_plot(ref: DatasetRef, session: SessionDep) -> Response:
         403,
         404,
         409,
-        examples={404: "no dataset with id or name 'spirals'", 409: DATASET_IN_USE_EXAMPLE},
+        examples={**NO_DATASET, 409: DATASET_IN_USE_EXAMPLE},
     ),
 )
 def delete_dataset(ref: OwnDatasetRef, session: SessionDep) -> Response:
