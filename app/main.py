@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from app.api.auth import require_api_key
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.openapi import install_openapi
+from app.api.predict_body import LargeBodyValidator
 from app.api.responses import errors
 from app.api.routes import architectures, datasets, health, predict, results, runs
 from app.core.config import Settings, get_settings
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if runner is not None:
                 runner.stop()
+            app.state.predict_validator.stop()
             engine.dispose()
 
     # Swagger UI from files the service serves itself (fastapi-offline ships them), not from a
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.result_caches = ResultCaches.create()
+    app.state.predict_validator = LargeBodyValidator()
     install_error_handlers(app)
     install_openapi(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
