@@ -47,10 +47,11 @@ class TaskContext:
     session_factory: sessionmaker[Session]
     models_store: Path
     worker_id: str
+    # From the settings (PC_*), with no second default here.
+    heartbeat_interval_s: float
+    write_patience_s: float
+    max_store_bytes: int
     report_interval_s: float = 0.25
-    heartbeat_interval_s: float = 1.0
-    write_patience_s: float = 600.0
-    max_store_bytes: int = 10 * 1024**3
     # True when the worker must stop (graceful shutdown): the run is checkpointed and re-queued.
     should_release: Callable[[], bool] = lambda: False
     # Called at every report; a worker whose server died exits here, as a crash would.
