@@ -18,13 +18,22 @@ import torch
 
 from app.ml.architectures import InvalidArchitecture, network_spec
 from app.ml.datagen import Points
-from app.ml.engine import OPTIMIZERS, TrainConfig, train
+from app.ml.engine import TrainConfig, train
 from app.ml.inference import TrainedModel, model_from_checkpoint
-from app.ml.points_csv import PointsFormatError, parse_points_csv
-from app.services.plots import (
+from app.ml.plots import (
     render_model_boundary_png,
     render_model_tutorial_png,
     render_points_png,
+)
+from app.ml.points_csv import PointsFormatError, parse_points_csv
+from app.vocabulary import (
+    MAX_ID,
+    TUTORIAL_EPOCHS,
+    TUTORIAL_LEARNING_RATE,
+    TUTORIAL_LOG_EVERY,
+    Activation,
+    Architecture,
+    Optimizer,
 )
 
 MAX_CLI_POINTS = 10_000_000
@@ -66,7 +75,7 @@ def _train(args: argparse.Namespace) -> None:
         spec = network_spec(args.architecture, hidden, args.activation)
     except (InvalidArchitecture, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    seed = args.seed if args.seed is not None else secrets.randbelow(MAX_ID + 1)
     print(f"seed: {seed}", file=sys.stderr)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -112,18 +121,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_cmd = commands.add_parser("train", help="train a model and print the tutorial's lines")
     train_cmd.add_argument("csv", help="points as CSV rows x,y,label")
-    train_cmd.add_argument("architecture", choices=["simple", "complex", "mlp"])
-    train_cmd.add_argument("--epochs", type=int, default=20001, help="the tutorial's loop: 20001")
-    train_cmd.add_argument("--lr", type=float, default=0.003, help="learning rate (0.003)")
-    train_cmd.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    train_cmd.add_argument("architecture", choices=list(Architecture))
+    train_cmd.add_argument(
+        "--epochs",
+        type=int,
+        default=TUTORIAL_EPOCHS,
+        help=f"the tutorial's loop: {TUTORIAL_EPOCHS}",
+    )
+    train_cmd.add_argument(
+        "--lr", type=float, default=TUTORIAL_LEARNING_RATE, help="the tutorial's: 0.003"
+    )
+    train_cmd.add_argument("--optimizer", choices=list(Optimizer), default=Optimizer.ADAM)
     train_cmd.add_argument("--momentum", type=float, default=0.0)
     train_cmd.add_argument("--batch-size", type=int, default=None, help="default: full batch")
     train_cmd.add_argument("--hidden-layers", default=None, help="mlp widths, e.g. 64,64")
-    train_cmd.add_argument(
-        "--activation", default=None, help="mlp: relu, tanh, sigmoid, gelu, none"
-    )
+    train_cmd.add_argument("--activation", choices=list(Activation), default=None, help="mlp only")
     train_cmd.add_argument("--seed", type=int, default=None, help="default: drawn and printed")
-    train_cmd.add_argument("--log-every", type=int, default=1000)
+    train_cmd.add_argument("--log-every", type=int, default=TUTORIAL_LOG_EVERY)
     train_cmd.add_argument("--threads", type=int, default=None, help="torch threads")
     train_cmd.add_argument(
         "--style",

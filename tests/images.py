@@ -7,7 +7,7 @@ import io
 from matplotlib.colors import to_rgb
 from PIL import Image
 
-from app.services.plots import FIELD_COLOURS, LABEL_COLOURS
+from app.ml.plots import FIELD_COLOURS, LABEL_COLOURS
 
 
 def decode_png(data: bytes) -> Image.Image:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
+from importlib import metadata
+
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from app.core.config import PROJECT_ROOT
 
@@ -26,3 +31,41 @@ def test_dockerfile_installs_the_lock_and_copies_what_the_app_needs() -> None:
     assert 'CMD ["python", "-m", "app"]' in dockerfile
     lock = (PROJECT_ROOT / "requirements.lock").read_text().splitlines()
     assert "torch==2.13.0" in lock
+
+
+def pinned(lock_file: str) -> dict[str, str]:
+    """name (canonical) -> version, of a lock file's own pins."""
+    lines = (PROJECT_ROOT / lock_file).read_text().splitlines()
+    pins = [line.split("==") for line in lines if line and not line.startswith(("#", "-r"))]
+    return {canonicalize_name(name): version for name, version in pins}
+
+
+def test_the_image_installs_no_test_tools() -> None:
+    runtime = pinned("requirements.lock")
+    for tool in ("pytest", "ruff", "mypy", "hypothesis", "schemathesis", "playwright", "httpx"):
+        assert tool not in runtime, tool
+        assert tool in pinned("requirements-dev.lock"), tool
+    assert "requirements-dev" not in (PROJECT_ROOT / "Dockerfile").read_text()
+
+
+def test_the_runtime_lock_pins_every_package_the_service_needs() -> None:
+    # The closure of pyproject's dependencies, as installed here: each is in requirements.lock,
+    # at the version installed, so the image gets what the tests ran against.
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    runtime = pinned("requirements.lock")
+    todo = [Requirement(spec) for spec in project["dependencies"]]
+    seen: set[str] = set()
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in seen or name == "setuptools":  # part of the venv, not pinned
+            continue
+        seen.add(name)
+        installed = metadata.version(name).split("+")[0]  # torch's local "+cpu"
+        assert runtime.get(name) == installed, name
+        for spec in metadata.requires(name) or []:
+            needed = Requirement(spec)
+            extras = ["", *sorted(requirement.extras)]
+            if needed.marker is None or any(needed.marker.evaluate({"extra": e}) for e in extras):
+                todo.append(needed)
+    assert {"uvicorn", "torch"} <= seen

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,6 +16,7 @@ import pytest
 from playwright.sync_api import Page, Route, sync_playwright
 
 from scripts.live_server import LiveServer
+from tests.polling import wait_ended
 
 CHROMIUM = "/usr/bin/chromium"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -99,13 +99,8 @@ def test_swagger_ui_renders_offline_and_runs_the_tutorial_unedited(
     assert read_status.first.inner_text().strip() == "200"
 
     # The run Swagger started is the tutorial's, and it trains to the end in seconds.
-    deadline = time.monotonic() + 180
     with httpx.Client(base_url=docs_server.url, timeout=10) as http:
-        while time.monotonic() < deadline:
-            current = http.get(f"/runs/{run['id']}").json()
-            if current["status"] not in ("queued", "running"):
-                break
-            time.sleep(0.5)
+        current = wait_ended(http, run["id"], 180)
     assert current["status"] == "succeeded", current
     assert current["epoch"] == 20001
     assert current["parameter_count"] == 17025

@@ -12,6 +12,7 @@ import httpx
 
 from scripts import kill_loop, load
 from scripts.live_server import LiveServer
+from tests.polling import run_status, wait_for
 
 
 def test_kill_loop_loses_nothing(tmp_path: Path) -> None:
@@ -32,8 +33,7 @@ def test_readers_never_see_a_locked_database_while_workers_write(tmp_path: Path)
             ids = [
                 http.post("/runs", json={"epochs": 100_000, "seed": s}).json()["id"] for s in (1, 2)
             ]
-            while min(http.get(f"/runs/{i}").json()["epoch"] for i in ids) == 0:
-                time.sleep(0.1)
+            wait_for(lambda: min(run_status(http, i)["epoch"] for i in ids) > 0)
             before = [http.get(f"/runs/{i}").json()["epoch"] for i in ids]
         stop_at = time.monotonic() + 4.0
 

@@ -3,6 +3,11 @@
 A Content-Length over the limit is refused before any byte is read. Otherwise the bytes are
 counted as the app receives them, so a missing or lying Content-Length (or a chunked body) is
 cut off at the limit: the client gets 413 and the app sees a disconnect, so nothing is stored.
+
+Not FastAPI's own `max_body_size` (tried on FastAPI 0.165, Starlette 1.10): when a request
+declares a Content-Length over the limit, Starlette replaces whatever the app answers with its
+own plain-text "Content Too Large", so the 413 could no longer say which limit was met and how
+large it is (`tests/api/test_body_limits.py`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.vocabulary import REPORT_INTERVAL_S, SQLITE_BUSY_TIMEOUT_MS
+
 # The repository root: built-in data and the default storage live beside the code, so the
 # service starts the same whatever the current directory is.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +38,7 @@ class Settings(BaseSettings):
     # How often a worker looks for queued runs when idle.
     poll_interval_s: float = Field(default=0.2, gt=0)
     # How often a training worker writes progress and checks for a cancel request.
-    progress_interval_s: float = Field(default=0.25, gt=0)
+    progress_interval_s: float = Field(default=REPORT_INTERVAL_S, gt=0)
     # How long a worker keeps retrying a write that the database refuses (a held lock) before
     # it gives the run up: a stalled database is not a dead worker.
     write_patience_s: float = Field(default=600.0, gt=0)
@@ -52,7 +54,7 @@ class Settings(BaseSettings):
     # With an API key set: whether reads (GET) need it too.
     protect_reads: bool = False
     # How long an SQLite writer waits for the lock before the request is answered 503.
-    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(default=SQLITE_BUSY_TIMEOUT_MS, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

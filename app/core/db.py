@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
-DEFAULT_BUSY_TIMEOUT_MS = 30_000
+from app.vocabulary import SQLITE_BUSY_TIMEOUT_MS
 
 
-def make_engine(database_url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Engine:
+def make_engine(database_url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
     if database_url.startswith("sqlite"):
         engine = create_engine(
             database_url,
@@ -65,7 +65,24 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(bind=engine, expire_on_commit=False)
     event.listen(factory, "after_flush", _mark_written)
     event.listen(factory, "do_orm_execute", _mark_written_by_statement)
+    event.listen(factory, "after_commit", _run_after_commit)
+    event.listen(factory, "after_rollback", _forget_after_commit)
     return factory
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run `action` once the session's transaction has committed, and never if it rolls back:
+    for what cannot be rolled back, such as removing files."""
+    session.info.setdefault("after_commit", []).append(action)
+
+
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop("after_commit", []):
+        action()
+
+
+def _forget_after_commit(session: Session) -> None:
+    session.info.pop("after_commit", None)
 
 
 def _mark_written(session: Session, _context: Any) -> None:

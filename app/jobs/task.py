@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +34,8 @@ from app.ml.checkpoints import (
 )
 from app.ml.devices import DeviceUnavailable, resolve_device
 from app.ml.engine import train
-from app.models import RunStatus
 from app.services import run_lifecycle as lifecycle
+from app.vocabulary import RunStatus, StopReason, TrainOutcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,7 +50,7 @@ class TaskContext:
     heartbeat_interval_s: float
     write_patience_s: float
     max_store_bytes: int
-    report_interval_s: float = 0.25
+    report_interval_s: float
     # True when the worker must stop (graceful shutdown): the run is checkpointed and re-queued.
     should_release: Callable[[], bool] = lambda: False
     # Called at every report; a worker whose server died exits here, as a crash would.
@@ -81,7 +80,7 @@ class Heartbeat:
 
     def __init__(self, ctx: TaskContext, run_id: int) -> None:
         self.ctx, self.run_id = ctx, run_id
-        self.reason: str | None = None  # "cancelled" or "lost", once seen
+        self.reason: StopReason | None = None  # cancelled or lost, once seen
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
 
@@ -107,9 +106,9 @@ class Heartbeat:
             except OperationalError:
                 continue  # a locked database: the next beat tries again
             if not ack.owned:
-                self.reason = "lost"
+                self.reason = StopReason.LOST
             elif ack.cancel_requested:
-                self.reason = "cancelled"
+                self.reason = StopReason.CANCELLED
 
 
 class StoreFull(Exception):
@@ -120,7 +119,7 @@ class StoreFull(Exception):
 class _DatabaseCallbacks:
     run_id: int
     ctx: TaskContext
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
     checkpoints: list[int] = field(default_factory=list)
 
     def on_progress(
@@ -134,11 +133,11 @@ class _DatabaseCallbacks:
             ),
         )
         if not ack.owned:
-            self.stop_reason = "lost"
+            self.stop_reason = StopReason.LOST
         elif ack.cancel_requested:
-            self.stop_reason = "cancelled"
+            self.stop_reason = StopReason.CANCELLED
         elif self.ctx.should_release():
-            self.stop_reason = "released"
+            self.stop_reason = StopReason.RELEASED
         return self.stop_reason is None
 
     def owned(self) -> bool:
@@ -147,15 +146,10 @@ class _DatabaseCallbacks:
             lambda session: lifecycle.still_owned(session, self.run_id, self.ctx.worker_id),
         )
 
-    def lost_meanwhile(self, wait_s: float = 1.0) -> bool:
-        """Whether the run went away (deleted, taken back), allowing for a DELETE /runs that
-        has moved the run's folder and not yet committed: the error it caused comes first."""
-        deadline = time.monotonic() + wait_s
-        while self.owned():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+    def lost_meanwhile(self) -> bool:
+        """Whether the run went away (deleted, taken back): a DELETE /runs commits before it
+        removes the run's files, so an error that removal caused finds the row gone."""
+        return not self.owned()
 
     def _make_room(self, size: int) -> None:
         fits, dropped = write(
@@ -187,7 +181,7 @@ class _DatabaseCallbacks:
             sha256, size = write_checkpoint_bytes(self.ctx.models_store, relpath, data)
         except OSError:
             if self.lost_meanwhile():  # its folder went with a DELETE /runs: nothing to keep
-                self.stop_reason = "lost"
+                self.stop_reason = StopReason.LOST
                 return
             raise
         kept = write(
@@ -202,7 +196,7 @@ class _DatabaseCallbacks:
             path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # not empty: the run's files are still wanted
                 path.parent.rmdir()
-            self.stop_reason = self.stop_reason or "lost"
+            self.stop_reason = self.stop_reason or StopReason.LOST
         else:
             self.checkpoints.append(epoch)
 
@@ -257,17 +251,17 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
         log.exception("run %s failed", run_id)
         _finish(ctx, run_id, RunStatus.FAILED, error=f"training error: {type(exc).__name__}: {exc}")
         return
-    if callbacks.stop_reason is None and result.outcome == "stopped":
+    if callbacks.stop_reason is None and result.outcome == TrainOutcome.STOPPED:
         # Stopped inside an epoch, by what the heartbeat saw or by a shutdown.
-        callbacks.stop_reason = heartbeat.reason or "released"
+        callbacks.stop_reason = heartbeat.reason or StopReason.RELEASED
 
-    if result.outcome == "completed":
+    if result.outcome == TrainOutcome.COMPLETED:
         _finish(ctx, run_id, RunStatus.SUCCEEDED, accuracy=result.accuracy)
-    elif result.outcome == "diverged":
+    elif result.outcome == TrainOutcome.DIVERGED:
         _finish(ctx, run_id, RunStatus.FAILED, error=f"loss diverged at epoch {result.diverged_at}")
-    elif callbacks.stop_reason == "cancelled":
+    elif callbacks.stop_reason == StopReason.CANCELLED:
         _finish(ctx, run_id, RunStatus.CANCELLED)
-    elif callbacks.stop_reason == "released":
+    elif callbacks.stop_reason == StopReason.RELEASED:
         released = write(ctx, lambda session: lifecycle.release_run(session, run_id, ctx.worker_id))
         if released:
             log.info(

@@ -8,42 +8,49 @@ from itertools import pairwise
 
 from torch import nn
 
-ACTIVATIONS: dict[str, type[nn.Module] | None] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-    "none": None,
+from app.vocabulary import Activation, Architecture
+
+MODULES: dict[Activation, type[nn.Module] | None] = {
+    Activation.RELU: nn.ReLU,
+    Activation.TANH: nn.Tanh,
+    Activation.SIGMOID: nn.Sigmoid,
+    Activation.GELU: nn.GELU,
+    Activation.NONE: None,
 }
 MAX_HIDDEN_LAYERS = 8
 MAX_WIDTH = 1024
+# The tutorial's hidden width, and the width of each layer of an mlp left unshaped.
+TUTORIAL_WIDTH = 128
+DEFAULT_MLP_WIDTH = 64
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    architecture: str  # simple | complex | mlp
+    architecture: Architecture
     hidden_layers: tuple[int, ...]  # widths of the hidden layers, input to output
-    activation: str  # after each hidden layer
+    activation: Activation  # after each hidden layer
 
     def as_dict(self) -> dict[str, object]:
+        """Plain values only: checkpoints carry this, and load with `weights_only`."""
         return {
-            "architecture": self.architecture,
+            "architecture": self.architecture.value,
             "hidden_layers": list(self.hidden_layers),
-            "activation": self.activation,
+            "activation": self.activation.value,
         }
 
 
 # The tutorial's two models, and the family a user can shape.
-BUILT_IN: dict[str, NetworkSpec] = {
-    "simple": NetworkSpec("simple", (), "none"),
-    "complex": NetworkSpec("complex", (128, 128), "relu"),
-}
+SIMPLE = NetworkSpec(Architecture.SIMPLE, (), Activation.NONE)
+COMPLEX = NetworkSpec(Architecture.COMPLEX, (TUTORIAL_WIDTH, TUTORIAL_WIDTH), Activation.RELU)
+BUILT_IN = {SIMPLE.architecture: SIMPLE, COMPLEX.architecture: COMPLEX}
+DEFAULT_MLP = NetworkSpec(Architecture.MLP, (DEFAULT_MLP_WIDTH,) * 2, Activation.RELU)
 DESCRIPTIONS = {
-    "simple": "the tutorial's linear model: Linear(2,1) + sigmoid",
-    "complex": "the tutorial's network: Linear(2,128), ReLU, Linear(128,128), ReLU, Linear(128,1) + sigmoid",
-    "mlp": "a network you shape: hidden_layers (1 to 8 widths of 1 to 1024) and an activation",
+    Architecture.SIMPLE: "the tutorial's linear model: Linear(2,1) + sigmoid",
+    Architecture.COMPLEX: f"the tutorial's network: Linear(2,{TUTORIAL_WIDTH}), ReLU, "
+    f"Linear({TUTORIAL_WIDTH},{TUTORIAL_WIDTH}), ReLU, Linear({TUTORIAL_WIDTH},1) + sigmoid",
+    Architecture.MLP: f"a network you shape: hidden_layers (1 to {MAX_HIDDEN_LAYERS} widths of 1 "
+    f"to {MAX_WIDTH}) and an activation",
 }
-DEFAULT_MLP = NetworkSpec("mlp", (64, 64), "relu")
 
 
 class InvalidArchitecture(ValueError):
@@ -55,7 +62,7 @@ def network_spec(
 ) -> NetworkSpec:
     """Validate a request's architecture fields and fill in the defaults."""
     if architecture in BUILT_IN:
-        spec = BUILT_IN[architecture]
+        spec = BUILT_IN[Architecture(architecture)]
         if hidden_layers is not None and tuple(hidden_layers) != spec.hidden_layers:
             raise InvalidArchitecture(
                 f"hidden_layers: architecture {architecture!r} is fixed at "
@@ -67,9 +74,9 @@ def network_spec(
                 "use architecture 'mlp' to choose the activation"
             )
         return spec
-    if architecture != "mlp":
+    if architecture != Architecture.MLP:
         raise InvalidArchitecture(
-            f"architecture: {architecture!r} is not one of simple, complex, mlp"
+            f"architecture: {architecture!r} is not one of {', '.join(Architecture)}"
         )
     layers = tuple(hidden_layers) if hidden_layers is not None else DEFAULT_MLP.hidden_layers
     if not 1 <= len(layers) <= MAX_HIDDEN_LAYERS:
@@ -82,17 +89,17 @@ def network_spec(
                 f"hidden_layers: width {width} is not allowed; each layer is 1 to {MAX_WIDTH} wide"
             )
     activation = activation or DEFAULT_MLP.activation
-    if activation not in ACTIVATIONS:
+    if activation not in tuple(Activation):
         raise InvalidArchitecture(
-            f"activation: {activation!r} is not one of {', '.join(ACTIVATIONS)}"
+            f"activation: {activation!r} is not one of {', '.join(Activation)}"
         )
-    return NetworkSpec("mlp", layers, activation)
+    return NetworkSpec(Architecture.MLP, layers, Activation(activation))
 
 
 def build_network(spec: NetworkSpec) -> nn.Sequential:
     layers: list[nn.Module] = []
     width_in = 2
-    activation = ACTIVATIONS[spec.activation]
+    activation = MODULES[spec.activation]
     for width in spec.hidden_layers:
         layers.append(nn.Linear(width_in, width))
         if activation is not None:

@@ -12,19 +12,26 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch import nn
+from torch import Tensor, nn
 from torch.nn import functional
 
-from app.ml.architectures import BUILT_IN, NetworkSpec, build_network
+from app.ml.architectures import COMPLEX, NetworkSpec, build_network
 from app.ml.checkpoints import to_cpu
-from app.ml.fast_step import FastStep, FlatOptimizer
+from app.ml.fast_step import FastTrainingStep
+from app.ml.inference import evaluate
+from app.vocabulary import (
+    DEFAULT_CHECKPOINT_EVERY,
+    REPORT_INTERVAL_S,
+    TUTORIAL_LEARNING_RATE,
+    Optimizer,
+    TrainOutcome,
+)
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
 # Most epochs whose losses are held on the device between two reports, and most bytes of logits
 # held for them.
 LOSS_BUFFER_EPOCHS = 4096
@@ -34,18 +41,20 @@ LOSS_BUFFER_BYTES = 16 * 2**20
 @dataclass(frozen=True)
 class TrainConfig:
     network: NetworkSpec
-    epochs: int  # optimizer passes in all; the tutorial's loop is 20001
-    learning_rate: float = 0.003  # the tutorial's Adam learning rate
-    optimizer: str = "adam"  # adam (default betas, as the tutorial), sgd or rmsprop
+    epochs: int  # optimizer passes in all; the tutorial's loop is TUTORIAL_EPOCHS
+    learning_rate: float = TUTORIAL_LEARNING_RATE
+    optimizer: Optimizer = Optimizer.ADAM  # default betas, as the tutorial
     momentum: float = 0.0  # for sgd and rmsprop
     batch_size: int | None = None  # None: full batch, as the tutorial; else shuffled mini-batches
     seed: int = 0  # seeds the weights, the validation split and the shuffling
     validation_split: float = 0.0  # fraction held out; its loss is recorded too
-    checkpoint_every: int = 1000  # epochs between checkpoints (also always at 0 and at the end)
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY  # and always at 0 and at the end
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain values only: checkpoints carry this, and load with `weights_only`."""
         values = asdict(self)
         values["network"] = self.network.as_dict()
+        values["optimizer"] = Optimizer(self.optimizer).value
         return values
 
 
@@ -63,7 +72,7 @@ class Callbacks(Protocol):
 
 @dataclass
 class TrainResult:
-    outcome: Literal["completed", "stopped", "diverged"]
+    outcome: TrainOutcome
     epochs_done: int
     final_loss: float | None = None
     final_val_loss: float | None = None
@@ -115,6 +124,12 @@ class PendingLosses:
     def full(self) -> bool:
         return self.count == self.capacity
 
+    def record(self, model: nn.Module, x: Tensor) -> None:
+        """The model's logits on x, as the next epoch's."""
+        with torch.no_grad():
+            self.next_row().copy_(model(x))
+        self.commit()
+
     def take(self) -> list[float]:
         """The pending losses, in epoch order; the buffer is empty afterwards."""
         if self._losses:
@@ -134,8 +149,69 @@ class PendingLosses:
 
 
 class StopTraining(Exception):
-    """Raised by the stop check inside an epoch, before that epoch changed the parameters
-    (full batch) or between its mini-batches."""
+    """Raised by the stop check inside an epoch, before the parameters change (full batch) or
+    between mini-batches."""
+
+
+class Step(Protocol):
+    """One optimizer update; `updates` counts them, `optimizer` is torch.optim's."""
+
+    updates: int
+    optimizer: torch.optim.Optimizer
+
+    def __call__(self, x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
+        """Update on (x, y); return the logits before the update (written to `out` if given)."""
+        ...
+
+    def sync(self) -> None:
+        """Bring `optimizer` up to date, before its state_dict is read."""
+        ...
+
+
+class AutogradStep:
+    """A step through autograd and torch.optim: the reference the fast step is held to."""
+
+    def __init__(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, stop: Callable[[], None] | None
+    ) -> None:
+        self.model, self.optimizer, self.stop = model, optimizer, stop
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.updates = 0
+
+    def __call__(self, x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)
+        self.loss_fn(logits, y).backward()
+        if self.stop is not None:
+            self.stop()
+        self.optimizer.step()
+        self.updates += 1
+        return logits.detach() if out is None else out.copy_(logits.detach())
+
+    def sync(self) -> None:
+        pass  # torch.optim holds its own state
+
+
+def make_step(
+    config: TrainConfig,
+    model: nn.Sequential,
+    optimizer: torch.optim.Optimizer,
+    *,
+    fast: bool,
+    stop: Callable[[], None] | None,
+) -> Step:
+    """The hand-written step of `app.ml.fast_step`, or autograd's with `fast=False`."""
+    if not fast:
+        return AutogradStep(model, optimizer, stop)
+    return FastTrainingStep(
+        model,
+        optimizer,
+        config.network.activation,
+        config.optimizer,
+        learning_rate=config.learning_rate,
+        momentum=config.momentum,
+        stop=stop,
+    )
 
 
 class _Discard:
@@ -153,11 +229,48 @@ def warm_up() -> None:
     first products, checkpoint states and losses load their kernels.
     """
     corners = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
-    config = TrainConfig(network=BUILT_IN["complex"], epochs=2, checkpoint_every=1)
+    config = TrainConfig(network=COMPLEX, epochs=2, checkpoint_every=1)
     train(config, corners, torch.device("cpu"), _Discard())
 
 
-def split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def make_optimizer(config: TrainConfig, parameters: Any) -> torch.optim.Optimizer:
+    match config.optimizer:
+        case Optimizer.ADAM:
+            # The fused kernel: one pass over the parameters per step instead of eight, on CPU
+            # and CUDA; its results differ from the default kernel's by float32 rounding.
+            return torch.optim.Adam(parameters, lr=config.learning_rate, fused=True)
+        case Optimizer.SGD:
+            return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
+        case Optimizer.RMSPROP:
+            return torch.optim.RMSprop(
+                parameters, lr=config.learning_rate, momentum=config.momentum
+            )
+    raise ValueError(f"optimizer {config.optimizer!r} is not one of {', '.join(Optimizer)}")
+
+
+def stop_check(should_stop: Callable[[], bool] | None) -> Callable[[], None] | None:
+    """`should_stop` as a check that raises StopTraining; None costs nothing per call."""
+    if should_stop is None:
+        return None
+
+    def check() -> None:
+        if should_stop():
+            raise StopTraining
+
+    return check
+
+
+@dataclass(frozen=True)
+class Split:
+    """The points on the device: training inputs and labels, and the held-out ones."""
+
+    x: Tensor
+    y: Tensor
+    x_val: Tensor
+    y_val: Tensor
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """A seeded hold-out: (training indices, validation indices)."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     held_out = round(n * fraction) if fraction > 0 else 0
@@ -166,16 +279,34 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, tor
     return order[held_out:].sort().values, order[:held_out].sort().values
 
 
-def make_optimizer(config: TrainConfig, parameters: Any) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        # The fused kernel: one pass over the parameters per step instead of eight, on CPU and
-        # CUDA; its results differ from the default kernel's by float32 rounding.
-        return torch.optim.Adam(parameters, lr=config.learning_rate, fused=True)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
-    if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=config.learning_rate, momentum=config.momentum)
-    raise ValueError(f"optimizer {config.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+def split_points(data: Tensor, config: TrainConfig, device: torch.device) -> Split:
+    train, val = split_indices(len(data), config.validation_split, config.seed)
+    # Contiguous copies, as the products of the fast step need them.
+    return Split(
+        data[train, :2].to(device),
+        data[train, 2:].to(device),
+        data[val, :2].to(device),
+        data[val, 2:].to(device),
+    )
+
+
+def train_epoch(
+    step: Step, split: Split, losses: PendingLosses, batch_size: int | None, shuffle: Any
+) -> None:
+    """One pass over the training points: one update on them all (the tutorial), or one per
+    shuffled mini-batch. The epoch's loss goes to `losses` only once the pass is complete."""
+    if batch_size is None:
+        step(split.x, split.y, out=losses.next_row())
+        losses.commit()
+        return
+    n = len(split.x)
+    total = torch.zeros((), device=split.x.device)
+    order = torch.randperm(n, generator=shuffle).to(split.x.device)
+    for begin in range(0, n, batch_size):
+        batch = order[begin : begin + batch_size]
+        x, y = split.x[batch], split.y[batch]
+        total += functional.binary_cross_entropy_with_logits(step(x, y), y) * len(batch)
+    losses.add_loss(total / n)
 
 
 def first_non_finite(values: list[float]) -> int | None:
@@ -185,6 +316,52 @@ def first_non_finite(values: list[float]) -> int | None:
     return None
 
 
+class Reporter:
+    """Sends the pending losses to the callbacks, and notes the last ones sent (the final
+    losses) and the epoch the loss diverged at, if it did."""
+
+    def __init__(
+        self,
+        callbacks: Callbacks,
+        losses: PendingLosses,
+        val_losses: PendingLosses | None,
+        interval_s: float,
+    ) -> None:
+        self.callbacks, self.losses, self.val_losses = callbacks, losses, val_losses
+        self.interval_s = interval_s
+        self.last_time = time.monotonic()
+        self.last_loss: float | None = None
+        self.last_val_loss: float | None = None
+        self.diverged_at: int | None = None
+
+    def due(self) -> bool:
+        return self.losses.full or time.monotonic() - self.last_time >= self.interval_s
+
+    def send(self, epoch_after: int) -> bool:
+        """Report every epoch before `epoch_after` not yet reported; False means stop."""
+        first = epoch_after - self.losses.count
+        values = self.losses.take()
+        val_values = None
+        if self.val_losses is not None:
+            # An epoch stopped half way recorded its validation loss but not its loss.
+            self.val_losses.drop_to(len(values))
+            val_values = self.val_losses.take()
+        self.last_time = time.monotonic()
+        bad = first_non_finite(values)
+        if bad is None and val_values is not None:
+            bad = first_non_finite(val_values)
+        if bad is not None:
+            self.callbacks.on_progress(
+                first, values[:bad], val_values[:bad] if val_values else None
+            )
+            self.diverged_at = first + bad
+            return False
+        if values:
+            self.last_loss = values[-1]
+            self.last_val_loss = val_values[-1] if val_values else None
+        return self.callbacks.on_progress(first, values, val_values)
+
+
 def train(
     config: TrainConfig,
     points: NDArray[np.float64],
@@ -192,17 +369,15 @@ def train(
     callbacks: Callbacks,
     *,
     resume: dict[str, Any] | None = None,
-    report_interval_s: float = 0.25,
+    report_interval_s: float = REPORT_INTERVAL_S,
     fast: bool = True,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train until `config.epochs` epochs are done, a callback says stop, or the loss diverges.
 
-    `fast` takes the hand-written step of `app.ml.fast_step`; without it each step goes through
-    autograd and `torch.optim`, the reference the fast step is tested against. `should_stop`
-    is asked inside each epoch too (between layers, and between mini-batches), so that a stop
-    takes effect within about a second however long an epoch takes; an epoch stopped half way
-    is not counted.
+    `should_stop` is asked at each epoch's start and inside it (between layers and before each
+    update), so a stop takes effect within about a second however long an epoch takes; an
+    epoch stopped half way is not counted.
     """
     torch.manual_seed(config.seed)
     model = build_network(config.network).to(device)
@@ -215,145 +390,68 @@ def train(
         shuffle.set_state(resume["rng"]["shuffle"])
         torch.set_rng_state(resume["rng"]["torch"])
         start = int(resume["epoch"])
-
-    def check_stop() -> None:
-        if should_stop is not None and should_stop():
-            raise StopTraining
-
-    # The fast path: the optimizer holds the step whose flat buffers it updates.
-    flat_optimizer = None
-    if fast:
-        fast_step = FastStep(model, config.network.activation)
-        if should_stop is not None:
-            fast_step.interrupt = check_stop
-        flat_optimizer = FlatOptimizer(
-            config.optimizer, config.learning_rate, config.momentum, fast_step
-        )
-        flat_optimizer.import_from(optimizer)
-
+    stop = stop_check(should_stop)
+    step = make_step(config, model, optimizer, fast=fast, stop=stop)
     data = torch.as_tensor(points, dtype=torch.float32)
-    train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
-    x_train, y_train = data[train_idx, :2].to(device), data[train_idx, 2:].to(device)
-    x_val, y_val = data[val_idx, :2].to(device), data[val_idx, 2:].to(device)
-    validating = len(val_idx) > 0
-    n_train = len(train_idx)
-    batch_size = config.batch_size if config.batch_size and config.batch_size < n_train else None
-    loss_fn = nn.BCEWithLogitsLoss()
-
+    split = split_points(data, config, device)
+    batch_size = (
+        config.batch_size if config.batch_size and config.batch_size < len(split.x) else None
+    )
     capacity = PendingLosses.capacity_for(len(data))
-    losses = PendingLosses(y_train, capacity)
-    val_losses = PendingLosses(y_val, capacity) if validating else None
-    last_report = time.monotonic()
-    reported: list[float] = []  # the latest reported losses, for the result
+    losses = PendingLosses(split.y, capacity)
+    val_losses = PendingLosses(split.y_val, capacity) if len(split.x_val) else None
+    reporter = Reporter(callbacks, losses, val_losses, report_interval_s)
 
-    def state(epoch: int) -> dict[str, Any]:
-        if flat_optimizer is not None:
-            flat_optimizer.export_to(optimizer)
-        return {
+    def checkpoint(epoch: int) -> None:
+        step.sync()
+        state = {
             "epoch": epoch,
             "config": config.as_dict(),
             "model": to_cpu(model.state_dict()),
             "optimizer": to_cpu(optimizer.state_dict()),
             "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
         }
+        callbacks.on_checkpoint(epoch, state)
 
-    def report(epoch_after: int) -> tuple[bool, int | None]:
-        """Send pending losses; (go on?, the epoch the loss diverged at, if it did)."""
-        nonlocal last_report
-        first = epoch_after - losses.count
-        values = losses.take()
-        val_values = val_losses.take() if val_losses is not None else None
-        last_report = time.monotonic()
-        bad = first_non_finite(values)
-        if bad is None and val_values is not None:
-            bad = first_non_finite(val_values)
-        if bad is not None:
-            callbacks.on_progress(first, values[:bad], val_values[:bad] if val_values else None)
-            return False, first + bad
-        reported[:] = values[-1:] + (val_values[-1:] if val_values else [])
-        return callbacks.on_progress(first, values, val_values), None
-
-    def step(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """One optimizer update on (x, y); the logits before it, written to `out` when given."""
-        if flat_optimizer is not None:
-            logits = flat_optimizer.fast.forward_backward(x, y, out)
-            check_stop()
-            flat_optimizer.step()
-            return logits
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss_fn(logits, y).backward()
-        check_stop()
-        optimizer.step()
-        return logits.detach() if out is None else out.copy_(logits.detach())
-
-    def stopped_inside(epoch: int, parameters_unchanged: bool) -> TrainResult:
-        """The end of a run stopped inside `epoch`: the epochs before it are reported, and
-        checkpointed if the stopped epoch left the parameters as they were."""
-        # The stopped epoch's training loss was never committed; its validation loss was.
-        if val_losses is not None:
-            val_losses.drop_to(losses.count)
-        _, diverged_at = report(epoch)
-        if diverged_at is not None:
-            return TrainResult("diverged", diverged_at, diverged_at=diverged_at, device=str(device))
-        if parameters_unchanged:
-            callbacks.on_checkpoint(epoch, state(epoch))
-        return TrainResult("stopped", epoch, device=str(device))
+    def ended(outcome: TrainOutcome, epochs_done: int) -> TrainResult:
+        diverged_at = reporter.diverged_at
+        return TrainResult(
+            TrainOutcome.DIVERGED if diverged_at is not None else outcome,
+            epochs_done if diverged_at is None else diverged_at,
+            diverged_at=diverged_at,
+            device=str(device),
+        )
 
     model.train()
     if resume is None:
-        # The untrained network, so a run's pictures and its animation start where it started.
-        callbacks.on_checkpoint(0, state(0))
+        checkpoint(0)  # the untrained network: pictures and animations start where it started
     for epoch in range(start, config.epochs):
+        updates_before = step.updates
         try:
-            check_stop()
+            if stop is not None:
+                stop()
+            if val_losses is not None:
+                val_losses.record(model, split.x_val)  # before the update, as the loss
+            train_epoch(step, split, losses, batch_size, shuffle)
         except StopTraining:
-            return stopped_inside(epoch, parameters_unchanged=True)
-        if val_losses is not None:
-            with torch.no_grad():
-                val_losses.next_row().copy_(model(x_val))
-            val_losses.commit()
-        try:
-            if batch_size is None:
-                step(x_train, y_train, out=losses.next_row())
-                losses.commit()
-            else:
-                total = torch.zeros((), device=device)
-                order = torch.randperm(n_train, generator=shuffle).to(device)
-                for begin in range(0, n_train, batch_size):
-                    batch = order[begin : begin + batch_size]
-                    x_batch, y_batch = x_train[batch], y_train[batch]
-                    total += loss_fn(step(x_batch, y_batch), y_batch) * len(batch)
-                losses.add_loss(total / n_train)
-        except StopTraining:
-            # Full batch: the stop came before the update. Mini-batches: some batches have
-            # updated the parameters, so this state is no epoch's and is not checkpointed.
-            return stopped_inside(epoch, parameters_unchanged=batch_size is None)
+            reporter.send(epoch)
+            if step.updates == updates_before and reporter.diverged_at is None:
+                checkpoint(epoch)  # stopped before it changed anything: the state is epoch's
+            return ended(TrainOutcome.STOPPED, epoch)
         done = epoch + 1
         checkpoint_due = done % config.checkpoint_every == 0 or done == config.epochs
-        if checkpoint_due or losses.full or time.monotonic() - last_report >= report_interval_s:
-            go_on, diverged_at = report(done)
-            if diverged_at is not None:
-                return TrainResult(
-                    "diverged", diverged_at, diverged_at=diverged_at, device=str(device)
-                )
-            if checkpoint_due or not go_on:
-                callbacks.on_checkpoint(done, state(done))
+        if checkpoint_due or reporter.due():
+            go_on = reporter.send(done)
+            if reporter.diverged_at is None and (checkpoint_due or not go_on):
+                checkpoint(done)
             if not go_on:
-                return TrainResult("stopped", done, device=str(device))
+                return ended(TrainOutcome.STOPPED, done)
 
-    # The last epoch always reports and checkpoints inside the loop (checkpoint_due).
-    model.eval()
-    with torch.inference_mode():
-        x_all, y_all = data[:, :2].to(device), data[:, 2:].to(device)
-        correct = int(((model(x_all) > 0).float() == y_all).sum().item())
-    # A count over n, divided in float64: 0.81, not float32's 0.8100000023841858.
-    accuracy = correct / len(data)
     return TrainResult(
-        "completed",
+        TrainOutcome.COMPLETED,
         max(config.epochs, start),
-        final_loss=reported[0] if reported else None,
-        final_val_loss=reported[1] if len(reported) > 1 else None,
-        accuracy=accuracy,
+        final_loss=reporter.last_loss,
+        final_val_loss=reporter.last_val_loss,
+        accuracy=evaluate(model, data.to(device))[1],
         device=str(device),
     )

@@ -20,22 +20,50 @@ format, so a checkpoint written by either path resumes in the other.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-# Each activation's backward as autograd computes it, from the output (relu, tanh, sigmoid) or,
-# for gelu, from the input; written over the incoming gradient, since a fresh tensor each step
-# costs more in page faults than the arithmetic does.
-_BACKWARD: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "relu": lambda grad, out: torch.ops.aten.threshold_backward.grad_input(
-        grad, out, 0, grad_input=grad
+from app.vocabulary import Activation, Optimizer
+
+
+@dataclass(frozen=True)
+class _Kernels:
+    """An activation's forward and its backward as autograd computes them.
+
+    `forward(pre, spare)` activates in place where it can, else into `spare`. `backward(grad,
+    saved)` writes over the incoming gradient, since a fresh tensor each step costs more in
+    page faults than the arithmetic does; `saved` is the activation's output, or its input when
+    `saves_input` (gelu's backward needs the input).
+    """
+
+    forward: Callable[[Tensor, Tensor], Tensor]
+    backward: Callable[[Tensor, Tensor], Tensor]
+    saves_input: bool = False
+
+
+ACTIVATIONS: dict[Activation, _Kernels | None] = {
+    Activation.RELU: _Kernels(
+        lambda pre, _: pre.relu_(),
+        lambda grad, out: torch.ops.aten.threshold_backward.grad_input(
+            grad, out, 0, grad_input=grad
+        ),
     ),
-    "tanh": lambda grad, out: torch.ops.aten.tanh_backward.grad_input(grad, out, grad_input=grad),
-    "sigmoid": lambda grad, out: torch.ops.aten.sigmoid_backward.grad_input(
-        grad, out, grad_input=grad
+    Activation.TANH: _Kernels(
+        lambda pre, _: pre.tanh_(),
+        lambda grad, out: torch.ops.aten.tanh_backward.grad_input(grad, out, grad_input=grad),
     ),
-    "gelu": lambda grad, pre: torch.ops.aten.gelu_backward.grad_input(grad, pre, grad_input=grad),
+    Activation.SIGMOID: _Kernels(
+        lambda pre, _: pre.sigmoid_(),
+        lambda grad, out: torch.ops.aten.sigmoid_backward.grad_input(grad, out, grad_input=grad),
+    ),
+    Activation.GELU: _Kernels(
+        lambda pre, spare: torch.ops.aten.gelu.out(pre, out=spare),
+        lambda grad, pre: torch.ops.aten.gelu_backward.grad_input(grad, pre, grad_input=grad),
+        saves_input=True,
+    ),
+    Activation.NONE: None,
 }
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which the tutorial uses
 ADAM_EPS = 1e-8
@@ -56,10 +84,16 @@ ALIGNMENT = 16
 class _Buffers:
     """Activations and gradients for one batch size, allocated once."""
 
-    def __init__(self, n: int, widths: list[int], device: torch.device, *, gelu: bool) -> None:
+    def __init__(
+        self, n: int, widths: list[int], device: torch.device, *, saves_input: bool
+    ) -> None:
         self.outputs = [torch.empty(n, width, device=device) for width in widths]
-        # gelu alone cannot work in place: its backward needs the input, kept in `outputs`.
-        self.activated = [torch.empty(n, width, device=device) for width in widths] if gelu else []
+        # An activation whose backward needs its input cannot work in place: it writes here.
+        self.activated = (
+            [torch.empty(n, width, device=device) for width in widths]
+            if saves_input
+            else self.outputs
+        )
         self.grads = [torch.empty(n, width, device=device) for width in widths]
         # Made once: a view, or a Python number turned into a tensor, costs microseconds a call.
         self.grads_t = [grad.t() for grad in self.grads]
@@ -69,7 +103,7 @@ class _Buffers:
 class FastStep:
     """Forward and backward of an MLP under the mean BCE-with-logits loss, into flat buffers."""
 
-    def __init__(self, model: nn.Sequential, activation: str) -> None:
+    def __init__(self, model: nn.Sequential, activation: Activation) -> None:
         linears = [module for module in model if isinstance(module, nn.Linear)]
         parameters = [p for layer in linears for p in (layer.weight, layer.bias)]
         device = parameters[0].device
@@ -96,7 +130,7 @@ class FastStep:
             (self.weight_grads if index % 2 == 0 else self.bias_grads).append(grad_view)
         self.weights_t = [weight.t() for weight in self.weights]
         self.widths = [layer.out_features for layer in linears]
-        self.activation = activation if activation in _BACKWARD else None
+        self.kernels = ACTIVATIONS[Activation(activation)]
         self.device = device
         self._buffers: dict[int, _Buffers] = {}
         # Called between layers, forward and backward: it may raise to stop a long epoch
@@ -113,8 +147,9 @@ class FastStep:
     def _buffers_for(self, n: int) -> _Buffers:
         buffers = self._buffers.get(n)
         if buffers is None:
+            saves_input = self.kernels is not None and self.kernels.saves_input
             buffers = self._buffers[n] = _Buffers(
-                n, self.widths, self.device, gelu=self.activation == "gelu"
+                n, self.widths, self.device, saves_input=saves_input
             )
         return buffers
 
@@ -125,24 +160,16 @@ class FastStep:
         last = len(self.weights) - 1
         inputs = [x]  # each layer's input: x, then the activations
         saved = []  # what each hidden activation's backward needs
-        interrupt = self.interrupt
+        interrupt, kernels = self.interrupt, self.kernels
         for layer, (weight_t, bias) in enumerate(zip(self.weights_t, self.biases, strict=True)):
             if interrupt is not None:
                 interrupt()
             target = out if layer == last and out is not None else buffers.outputs[layer]
             result = torch.addmm(bias, inputs[-1], weight_t, out=target)
-            if layer < last and self.activation is not None:
-                if self.activation == "relu":
-                    result = result.relu_()
-                elif self.activation == "tanh":
-                    result = result.tanh_()
-                elif self.activation == "sigmoid":
-                    result = result.sigmoid_()
-                else:
-                    saved.append(result)
-                    result = torch.ops.aten.gelu.out(result, out=buffers.activated[layer])
-                if self.activation != "gelu":
-                    saved.append(result)
+            if layer < last and kernels is not None:
+                activated = kernels.forward(result, buffers.activated[layer])
+                saved.append(result if kernels.saves_input else activated)
+                result = activated
             inputs.append(result)
         logits = inputs.pop()
         # BCE-with-logits' gradient, as autograd computes it; the loss itself is left to the
@@ -155,9 +182,17 @@ class FastStep:
             torch.sum(grad, 0, out=self.bias_grads[layer])
             if layer > 0:
                 grad = torch.mm(grad, self.weights[layer], out=buffers.grads[layer - 1])
-                if self.activation is not None:
-                    grad = _BACKWARD[self.activation](grad, saved[layer - 1])
+                if kernels is not None:
+                    grad = kernels.backward(grad, saved[layer - 1])
         return logits
+
+
+# torch.optim's names for the two per-parameter buffers of each optimizer, in its state_dict.
+STATE_NAMES: dict[Optimizer, tuple[str, str | None]] = {
+    Optimizer.ADAM: ("exp_avg", "exp_avg_sq"),
+    Optimizer.RMSPROP: ("momentum_buffer", "square_avg"),
+    Optimizer.SGD: ("momentum_buffer", None),
+}
 
 
 class FlatOptimizer:
@@ -170,21 +205,25 @@ class FlatOptimizer:
     torch.optim's bits.
     """
 
-    def __init__(self, kind: str, learning_rate: float, momentum: float, step: FastStep) -> None:
-        self.kind = kind
+    def __init__(
+        self, kind: Optimizer, learning_rate: float, momentum: float, step: FastStep
+    ) -> None:
+        self.kind = Optimizer(kind)
         self.learning_rate = learning_rate
         self.momentum = momentum
         self.fast = step
         self.steps = 0
         zeros = step.flat.new_zeros
-        self.first = zeros(step.flat.numel())  # Adam's exp_avg, or the momentum buffer
-        self.second = zeros(step.flat.numel())  # Adam's exp_avg_sq, RMSprop's square_avg
-        self.scratch = zeros(step.flat.numel())
+        # Adam's first moment; for SGD and RMSprop, the momentum buffer.
+        self.exp_avg = zeros(step.flat.numel())
+        # Adam's second moment; for RMSprop, the running average of squared gradients.
+        self.exp_avg_sq = zeros(step.flat.numel())
+        self.rms_denominator = zeros(step.flat.numel())  # RMSprop's eps + sqrt(square_avg)
         self.params = step.views(step.flat)
         self.grads = step.views(step.flat_grad)
-        self.firsts = step.views(self.first)
-        self.seconds = step.views(self.second)
-        self.scratches = step.views(self.scratch)
+        self.exp_avgs = step.views(self.exp_avg)
+        self.exp_avg_sqs = step.views(self.exp_avg_sq)
+        self.rms_denominators = step.views(self.rms_denominator)
         # Adam's step count, where its fused kernel reads it: a view into a run of counts made
         # ahead, since adding 1 to a tensor each step costs more than the kernel itself.
         self._counts = zeros(0)
@@ -193,12 +232,12 @@ class FlatOptimizer:
     def step(self) -> None:
         self.steps += 1
         lr = self.learning_rate
-        if self.kind == "adam":
+        if self.kind == Optimizer.ADAM:
             torch._fused_adam_(
                 self.params,
                 self.grads,
-                self.firsts,
-                self.seconds,
+                self.exp_avgs,
+                self.exp_avg_sqs,
                 [],
                 [self._count(self.steps)] * len(self.params),
                 lr=lr,
@@ -209,24 +248,28 @@ class FlatOptimizer:
                 amsgrad=False,
                 maximize=False,
             )
-        elif self.kind == "rmsprop":
-            torch._foreach_mul_(self.seconds, RMSPROP_ALPHA)
-            torch._foreach_addcmul_(self.seconds, self.grads, self.grads, value=1 - RMSPROP_ALPHA)
+        elif self.kind == Optimizer.RMSPROP:
+            torch._foreach_mul_(self.exp_avg_sqs, RMSPROP_ALPHA)
+            torch._foreach_addcmul_(
+                self.exp_avg_sqs, self.grads, self.grads, value=1 - RMSPROP_ALPHA
+            )
             # Clamp, root and sum round once each, the same way in any kernel: done flat.
-            torch.clamp_min(self.second, TINY, out=self.scratch).sqrt_().add_(RMSPROP_EPS)
+            torch.clamp_min(self.exp_avg_sq, TINY, out=self.rms_denominator).sqrt_().add_(
+                RMSPROP_EPS
+            )
             if self.momentum > 0:
-                torch._foreach_mul_(self.firsts, self.momentum)
-                torch._foreach_addcdiv_(self.firsts, self.grads, self.scratches)
-                torch._foreach_add_(self.params, self.firsts, alpha=-lr)
+                torch._foreach_mul_(self.exp_avgs, self.momentum)
+                torch._foreach_addcdiv_(self.exp_avgs, self.grads, self.rms_denominators)
+                torch._foreach_add_(self.params, self.exp_avgs, alpha=-lr)
             else:
-                torch._foreach_addcdiv_(self.params, self.grads, self.scratches, value=-lr)
+                torch._foreach_addcdiv_(self.params, self.grads, self.rms_denominators, value=-lr)
         elif self.momentum != 0:  # sgd with momentum
             if self.steps == 1:
-                self.first.copy_(self.fast.flat_grad)
+                self.exp_avg.copy_(self.fast.flat_grad)
             else:
-                torch._foreach_mul_(self.firsts, self.momentum)
-                torch._foreach_add_(self.firsts, self.grads)
-            torch._foreach_add_(self.params, self.firsts, alpha=-lr)
+                torch._foreach_mul_(self.exp_avgs, self.momentum)
+                torch._foreach_add_(self.exp_avgs, self.grads)
+            torch._foreach_add_(self.params, self.exp_avgs, alpha=-lr)
         else:
             torch._foreach_add_(self.params, self.grads, alpha=-lr)
 
@@ -239,39 +282,40 @@ class FlatOptimizer:
         self._next_count += 1
         return count
 
+    def _keeps(self) -> tuple[bool, bool]:
+        """Whether torch.optim keeps (the first, the second) buffer for this optimizer."""
+        first = self.kind == Optimizer.ADAM or self.momentum > 0
+        return first, self.kind != Optimizer.SGD
+
     def export_to(self, optimizer: torch.optim.Optimizer) -> None:
         """Put this state into `optimizer`, so its `state_dict()` is what torch would write."""
         optimizer.state.clear()
         if self.steps == 0:
             return
+        first_name, second_name = STATE_NAMES[self.kind]
+        keeps_first, keeps_second = self._keeps()
         for parameter, first, second in zip(
-            self.fast.parameters, self.firsts, self.seconds, strict=True
+            self.fast.parameters, self.exp_avgs, self.exp_avg_sqs, strict=True
         ):
-            step = torch.tensor(float(self.steps))
-            if self.kind == "adam":
-                optimizer.state[parameter] = {
-                    "step": step,
-                    "exp_avg": first,
-                    "exp_avg_sq": second,
-                }
-            elif self.kind == "rmsprop":
-                state: dict[str, Tensor] = {"step": step, "square_avg": second}
-                if self.momentum > 0:
-                    state["momentum_buffer"] = first
+            state: dict[str, Tensor] = {}
+            if self.kind != Optimizer.SGD:  # SGD keeps no step count
+                state["step"] = torch.tensor(float(self.steps))
+            if keeps_first:
+                state[first_name] = first
+            if keeps_second and second_name is not None:
+                state[second_name] = second
+            if state:
                 optimizer.state[parameter] = state
-            elif self.momentum != 0:
-                optimizer.state[parameter] = {"momentum_buffer": first}
 
     def import_from(self, optimizer: torch.optim.Optimizer) -> None:
         """Take the state of `optimizer`, as loaded from a checkpoint."""
         self.steps = 0
         self._counts = self._counts[:0]
-        self.first.zero_()
-        self.second.zero_()
-        names = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("momentum_buffer", "square_avg")}
-        first_name, second_name = names.get(self.kind, ("momentum_buffer", ""))
+        self.exp_avg.zero_()
+        self.exp_avg_sq.zero_()
+        first_name, second_name = STATE_NAMES[self.kind]
         for parameter, first, second in zip(
-            self.fast.parameters, self.firsts, self.seconds, strict=True
+            self.fast.parameters, self.exp_avgs, self.exp_avg_sqs, strict=True
         ):
             state = optimizer.state.get(parameter, {})
             if "step" in state:
@@ -280,5 +324,40 @@ class FlatOptimizer:
                 self.steps = max(self.steps, 1)  # SGD keeps no count; only "started" matters
             if state.get(first_name) is not None:
                 first.copy_(state[first_name])
-            if state.get(second_name) is not None:
+            if second_name is not None and state.get(second_name) is not None:
                 second.copy_(state[second_name])
+
+
+class FastTrainingStep:
+    """The engine's step on the fast path: `FastStep`'s forward and backward, then
+    `FlatOptimizer`'s update, with the state kept in step with a torch.optim optimizer."""
+
+    def __init__(
+        self,
+        model: nn.Sequential,
+        optimizer: torch.optim.Optimizer,
+        activation: Activation,
+        kind: Optimizer,
+        *,
+        learning_rate: float,
+        momentum: float,
+        stop: Callable[[], None] | None,
+    ) -> None:
+        self.fast = FastStep(model, activation)
+        self.fast.interrupt = stop
+        self.flat = FlatOptimizer(kind, learning_rate, momentum, self.fast)
+        self.flat.import_from(optimizer)
+        self.optimizer = optimizer
+        self.stop = stop
+        self.updates = 0
+
+    def __call__(self, x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
+        logits = self.fast.forward_backward(x, y, out)
+        if self.stop is not None:
+            self.stop()
+        self.flat.step()
+        self.updates += 1
+        return logits
+
+    def sync(self) -> None:
+        self.flat.export_to(self.optimizer)

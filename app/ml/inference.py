@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch import nn
+from torch import Tensor, nn
+from torch.nn import functional
 
 from app.ml.architectures import NetworkSpec, build_network
+from app.vocabulary import Activation, Architecture
 
 # Points per forward pass: bounds memory for the widest networks on the largest requests.
 PREDICT_CHUNK = 4096
@@ -27,7 +29,9 @@ def model_from_checkpoint(state: dict[str, Any]) -> TrainedModel:
     """A checkpoint carries its config, so the model is rebuilt from the file alone."""
     network = state["config"]["network"]
     spec = NetworkSpec(
-        network["architecture"], tuple(network["hidden_layers"]), network["activation"]
+        Architecture(network["architecture"]),
+        tuple(network["hidden_layers"]),
+        Activation(network["activation"]),
     )
     module = build_network(spec)
     module.load_state_dict(state["model"])
@@ -48,14 +52,16 @@ def predict_probabilities(model: nn.Module, xy: NDArray[np.float64]) -> NDArray[
     return out
 
 
-def evaluate(model: nn.Module, points: NDArray[np.float64]) -> tuple[float, float]:
-    """(binary cross-entropy, accuracy) of the model on labelled points."""
-    probabilities = predict_probabilities(model, points[:, :2])
-    labels = points[:, 2]
-    clipped = np.clip(probabilities, 1e-12, 1 - 1e-12)
-    loss = float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped)))
-    accuracy = float(np.mean((probabilities > 0.5) == (labels == 1)))
-    return loss, accuracy
+def evaluate(model: nn.Module, data: Tensor) -> tuple[float, float]:
+    """(loss, accuracy) on labelled points, rows of (x, y, label): the loss as training computes
+    it, the accuracy as a count over n in float64 (0.81, not float32's 0.8100000023841858)."""
+    model.eval()
+    with torch.inference_mode():
+        logits = model(data[:, :2])
+        labels = data[:, 2:]
+        loss = functional.binary_cross_entropy_with_logits(logits, labels).item()
+        correct = int(((logits > 0).float() == labels).sum().item())
+    return loss, correct / len(data)
 
 
 @dataclass(frozen=True)

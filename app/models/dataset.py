@@ -8,15 +8,14 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Float, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, UTCDateTime, utcnow
-
-DATASET_SOURCES = ("builtin", "upload", "generated")
+from app.models.base import Base, NameColumn, UTCDateTime, utcnow
+from app.vocabulary import DatasetSource, sql_values
 
 
 class Dataset(Base):
     __tablename__ = "datasets"
     __table_args__ = (
-        CheckConstraint(f"source IN {DATASET_SOURCES!r}", name="source"),
+        CheckConstraint(f"source IN {sql_values(DatasetSource)}", name="source"),
         CheckConstraint("n_points > 0", name="n_points_positive"),
         # Ids are never reused, so a deleted dataset's id cannot come back as another.
         {"sqlite_autoincrement": True},
@@ -24,7 +23,7 @@ class Dataset(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    source: Mapped[str] = mapped_column(String(16))
+    source: Mapped[DatasetSource] = mapped_column(NameColumn(DatasetSource))
     n_points: Mapped[int] = mapped_column(Integer)
     count_0: Mapped[int] = mapped_column(Integer)
     count_1: Mapped[int] = mapped_column(Integer)

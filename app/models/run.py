@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from sqlalchemy import (
@@ -19,28 +18,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, UTCDateTime, utcnow
-
-
-class RunStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def ended(self) -> bool:
-        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
-
-
-RUN_STATUSES = tuple(status.value for status in RunStatus)
+from app.models.base import Base, NameColumn, UTCDateTime, utcnow
+from app.vocabulary import Activation, Architecture, Optimizer, RunStatus, sql_values
 
 
 class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
-        CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
+        CheckConstraint(f"status IN {sql_values(RunStatus)}", name="status"),
         CheckConstraint("epochs > 0", name="epochs_positive"),
         CheckConstraint("epoch >= 0", name="epoch_not_negative"),
         Index("ix_runs_status_id", "status", "id"),
@@ -51,16 +36,16 @@ class Run(Base):
     dataset_id: Mapped[int] = mapped_column(
         ForeignKey("datasets.id", ondelete="RESTRICT"), index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED.value)
+    status: Mapped[RunStatus] = mapped_column(NameColumn(RunStatus), default=RunStatus.QUEUED)
     # The configuration, as asked for (with the drawn seed filled in).
-    architecture: Mapped[str] = mapped_column(String(16))
+    architecture: Mapped[Architecture] = mapped_column(NameColumn(Architecture))
     hidden_layers: Mapped[list[int]] = mapped_column(JSON)
-    activation: Mapped[str] = mapped_column(String(16))
+    activation: Mapped[Activation] = mapped_column(NameColumn(Activation))
     parameter_count: Mapped[int] = mapped_column(Integer)
     epochs: Mapped[int] = mapped_column(Integer)  # total optimizer steps the run aims for
     requested_epochs: Mapped[int] = mapped_column(Integer)  # as created; a resume raises epochs
     learning_rate: Mapped[float] = mapped_column(Float)
-    optimizer: Mapped[str] = mapped_column(String(16))
+    optimizer: Mapped[Optimizer] = mapped_column(NameColumn(Optimizer))
     momentum: Mapped[float] = mapped_column(Float, default=0.0)
     batch_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seed: Mapped[int] = mapped_column(Integer)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from app.schemas.types import Integer, json_number
+from app.schemas.types import Integer
+from app.vocabulary import MAX_ID, DatasetSource, PointsRule
 
 # Names are short slugs that start with a letter, so they never look like ids or paths.
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -29,8 +30,6 @@ GENERATE_EXAMPLES: dict[str, Any] = {
     },
 }
 
-GeneratorKind = Literal["linear", "curve", "random", "circle", "xor", "gauss", "spiral", "moons"]
-
 
 class Bounds(BaseModel):
     x_min: float
@@ -42,7 +41,7 @@ class Bounds(BaseModel):
 class DatasetPublic(BaseModel):
     id: int
     name: str
-    source: Literal["builtin", "upload", "generated"]
+    source: DatasetSource
     n_points: int
     class_counts: dict[str, int] = Field(description='points per label: {"0": n0, "1": n1}')
     bounds: Bounds
@@ -63,9 +62,9 @@ class DatasetsPublic(BaseModel):
 class DatasetGenerate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: GeneratorKind = Field(description="the rule the points follow")
+    kind: PointsRule = Field(description="the rule the points follow")
     n: Integer = Field(default=200, ge=2, le=100_000, description="number of points")
-    noise: Annotated[float, Field(ge=0.0, le=1.0), BeforeValidator(json_number)] | None = Field(
+    noise: Annotated[float, Field(ge=0.0, le=1.0), Strict()] | None = Field(
         default=None,
         description=(
             "linear, curve: probability that a label within 0.1 of the boundary flips "
@@ -74,7 +73,7 @@ class DatasetGenerate(BaseModel):
         ),
     )
     seed: Integer = Field(
-        default=0, ge=0, le=2**31 - 1, description="the same seed gives the same points"
+        default=0, ge=0, le=MAX_ID, description="the same seed gives the same points"
     )
     name: str = Field(pattern=NAME_PATTERN, description=NAME_RULE)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from app.schemas.types import Integer, json_number
+from app.vocabulary import MAX_ID, RunStatus
 
 MAX_PREDICT_POINTS = 100_000
 
@@ -16,7 +17,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 Coordinate = Annotated[
     float,
     Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX),
-    BeforeValidator(json_number),
+    Strict(),
 ]
 
 
@@ -38,13 +39,13 @@ class PredictRequest(BaseModel):
         },
     )
 
-    run_id: Integer = Field(ge=1, le=2**31 - 1)
+    run_id: Integer = Field(ge=1, le=MAX_ID)
     points: list[tuple[Coordinate, Coordinate]] = Field(
         min_length=1,
         max_length=MAX_PREDICT_POINTS,
         description=f"[x, y] pairs of finite numbers, 1 to {MAX_PREDICT_POINTS}",
     )
-    epoch: Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(json_number)] | None = Field(
+    epoch: Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(json_number)] | None = Field(
         default=None, description="a checkpointed epoch; null: the latest"
     )
 
@@ -60,7 +61,7 @@ class RunEventPublic(BaseModel):
     """The data of a `progress` or `status` server-sent event."""
 
     run_id: int
-    status: str
+    status: RunStatus
     epoch: int
     epochs: int
     loss: float | None
@@ -68,3 +69,7 @@ class RunEventPublic(BaseModel):
     final_loss: float | None
     accuracy: float | None
     error: str | None
+
+    @property
+    def ended(self) -> bool:
+        return self.status.ended

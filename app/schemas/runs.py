@@ -7,19 +7,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
-from app.ml.architectures import MAX_HIDDEN_LAYERS, MAX_WIDTH
+from app.ml.architectures import DEFAULT_MLP, MAX_HIDDEN_LAYERS, MAX_WIDTH
 from app.ml.devices import DEVICE_PATTERN
 from app.schemas.types import Integer, Number, json_number
-
-Architecture = Literal["simple", "complex", "mlp"]
-Activation = Literal["relu", "tanh", "sigmoid", "gelu", "none"]
-Optimizer = Literal["adam", "sgd", "rmsprop"]
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from app.vocabulary import (
+    DEFAULT_CHECKPOINT_EVERY,
+    MAX_ID,
+    TUTORIAL_EPOCHS,
+    TUTORIAL_LEARNING_RATE,
+    TUTORIAL_LOG_EVERY,
+    Activation,
+    Architecture,
+    Optimizer,
+    RunStatus,
+)
 
 MAX_EPOCHS = 1_000_000
 MAX_CHECKPOINTS = 1000
-# The tutorial's `for epoch in range(20001)`: 20,001 optimizer steps, logged as epochs 0 to 20000.
-TUTORIAL_EPOCHS = 20001
 
 DEVICE_ERROR = (
     "device 'cuda' was asked for but CUDA is not available on this server; available devices: cpu"
@@ -34,14 +38,14 @@ RUN_EXAMPLES: dict[str, Any] = {
             "dataset": "curve",
             "architecture": "complex",
             "epochs": TUTORIAL_EPOCHS,
-            "learning_rate": 0.003,
+            "learning_rate": TUTORIAL_LEARNING_RATE,
             "optimizer": "adam",
             "batch_size": None,
             "seed": None,
             "device": "auto",
             "validation_split": 0.0,
-            "checkpoint_every": 1000,
-            "log_every": 1000,
+            "checkpoint_every": DEFAULT_CHECKPOINT_EVERY,
+            "log_every": TUTORIAL_LOG_EVERY,
         },
     },
     "simple": {
@@ -81,16 +85,16 @@ class _RunCreateBase(BaseModel):
         default=TUTORIAL_EPOCHS,
         ge=1,
         le=MAX_EPOCHS,
-        description="optimizer passes over the data; the tutorial's loop is 20001 (epochs 0 to "
-        "20000)",
+        description=f"optimizer passes over the data; the tutorial's loop is {TUTORIAL_EPOCHS} "
+        f"(epochs 0 to {TUTORIAL_EPOCHS - 1})",
     )
-    learning_rate: Number = Field(default=0.003, gt=0, le=10)
-    optimizer: Optimizer = "adam"
+    learning_rate: Number = Field(default=TUTORIAL_LEARNING_RATE, gt=0, le=10)
+    optimizer: Optimizer = Optimizer.ADAM
     momentum: Number = Field(default=0.0, ge=0, lt=1, description="sgd and rmsprop only")
     batch_size: Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(json_number)] | None = (
         Field(default=None, description="null: full batch, as the tutorial")
     )
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(json_number)] | None = Field(
+    seed: Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(json_number)] | None = Field(
         default=None, description="null: one is drawn and stored"
     )
     device: str = Field(
@@ -102,58 +106,60 @@ class _RunCreateBase(BaseModel):
         default=0.0, ge=0, le=0.5, description="fraction held out (at least one point when > 0)"
     )
     checkpoint_every: Integer = Field(
-        default=1000,
+        default=DEFAULT_CHECKPOINT_EVERY,
         ge=1,
         le=MAX_EPOCHS,
         description=f"raised to epochs/{MAX_CHECKPOINTS} when smaller: a run keeps at most "
         f"{MAX_CHECKPOINTS} checkpoints",
     )
-    log_every: Integer = Field(default=1000, ge=1, le=MAX_EPOCHS)
+    log_every: Integer = Field(default=TUTORIAL_LOG_EVERY, ge=1, le=MAX_EPOCHS)
 
 
 class SimpleRunCreate(_RunCreateBase):
     """The tutorial's linear model: Linear(2,1) + sigmoid, 3 parameters."""
 
-    architecture: Literal["simple"]
+    architecture: Literal[Architecture.SIMPLE]
 
 
 class ComplexRunCreate(_RunCreateBase):
     """The tutorial's network: 2-128-128-1 with ReLU, 17,025 parameters (the default)."""
 
-    architecture: Literal["complex"] = "complex"
+    architecture: Literal[Architecture.COMPLEX] = Architecture.COMPLEX
 
 
 class MlpRunCreate(_RunCreateBase):
     """A network you shape."""
 
-    architecture: Literal["mlp"]
+    architecture: Literal[Architecture.MLP]
     hidden_layers: list[Annotated[int, Field(ge=1, le=MAX_WIDTH), BeforeValidator(json_number)]] = (
         Field(
-            default=[64, 64],
+            default=list(DEFAULT_MLP.hidden_layers),
             min_length=1,
             max_length=MAX_HIDDEN_LAYERS,
             description=f"1 to {MAX_HIDDEN_LAYERS} widths, each 1 to {MAX_WIDTH}",
         )
     )
-    activation: Activation = Field(default="relu", description="after each hidden layer")
+    activation: Activation = Field(
+        default=DEFAULT_MLP.activation, description="after each hidden layer"
+    )
 
 
 def _architecture_of(body: Any) -> Any:
     if isinstance(body, dict):
-        return body.get("architecture", "complex")
-    return getattr(body, "architecture", "complex")
+        return body.get("architecture", Architecture.COMPLEX)
+    return getattr(body, "architecture", Architecture.COMPLEX)
 
 
 AnyRunCreate = SimpleRunCreate | ComplexRunCreate | MlpRunCreate
 # One body schema per architecture, so the schema says which fields each one takes.
 RunCreate = Annotated[
-    Annotated[SimpleRunCreate, Tag("simple")]
-    | Annotated[ComplexRunCreate, Tag("complex")]
-    | Annotated[MlpRunCreate, Tag("mlp")],
+    Annotated[SimpleRunCreate, Tag(Architecture.SIMPLE)]
+    | Annotated[ComplexRunCreate, Tag(Architecture.COMPLEX)]
+    | Annotated[MlpRunCreate, Tag(Architecture.MLP)],
     Discriminator(
         _architecture_of,
         custom_error_type="invalid_architecture",
-        custom_error_message="architecture must be one of simple, complex, mlp",
+        custom_error_message=f"architecture must be one of {', '.join(Architecture)}",
     ),
 ]
 
@@ -170,7 +176,7 @@ class RunResume(BaseModel):
 
 class RunPublic(BaseModel):
     id: int
-    status: Status
+    status: RunStatus
     dataset_id: int
     dataset: str = Field(description="the dataset's name")
     architecture: Architecture

@@ -18,6 +18,7 @@ from app.ml.datagen import Points
 from app.ml.points_csv import PointsFormatError, format_points_csv, parse_points_csv
 from app.models import Dataset, Run
 from app.schemas.datasets import NAME_PATTERN, NAME_RULE, DatasetGenerate, DatasetPublic
+from app.vocabulary import DatasetSource, PointsRule
 
 _NAME_RE = re.compile(NAME_PATTERN)
 
@@ -70,7 +71,7 @@ def _add(
     session: Session,
     *,
     name: str,
-    source: str,
+    source: DatasetSource,
     points: Points,
     sha256: str,
     params: dict[str, Any] | None = None,
@@ -110,7 +111,11 @@ def upload_dataset(
     except PointsFormatError as exc:
         raise InvalidInput(str(exc)) from None
     dataset = _add(
-        session, name=name, source="upload", points=points, sha256=hashlib.sha256(data).hexdigest()
+        session,
+        name=name,
+        source=DatasetSource.UPLOAD,
+        points=points,
+        sha256=hashlib.sha256(data).hexdigest(),
     )
     return to_public(dataset)
 
@@ -123,7 +128,12 @@ def generate_dataset(session: Session, request: DatasetGenerate, max_points: int
     params = {"kind": request.kind, "n": request.n, "noise": noise, "seed": request.seed}
     sha256 = hashlib.sha256(format_points_csv(points).encode()).hexdigest()
     dataset = _add(
-        session, name=request.name, source="generated", points=points, sha256=sha256, params=params
+        session,
+        name=request.name,
+        source=DatasetSource.GENERATED,
+        points=points,
+        sha256=sha256,
+        params=params,
     )
     return to_public(dataset)
 
@@ -132,7 +142,7 @@ def builtin_csv_path(data_dir: Path, name: str) -> Path:
     return data_dir / f"{name}.csv"
 
 
-def write_builtin_csv(data_dir: Path, name: str) -> Path:
+def write_builtin_csv(data_dir: Path, name: PointsRule) -> Path:
     """Regenerate a built-in dataset's file from its rule and fixed seed."""
     spec = datagen.BUILTIN_DATASETS[name]
     points = datagen.generate(name, int(spec["n"]), float(spec["noise"]), int(spec["seed"]))
@@ -156,7 +166,7 @@ def register_builtin_datasets(session: Session, data_dir: Path, max_points: int)
         _add(
             session,
             name=name,
-            source="builtin",
+            source=DatasetSource.BUILTIN,
             points=points,
             sha256=hashlib.sha256(data).hexdigest(),
             params=params,
@@ -192,14 +202,22 @@ def list_datasets(session: Session, *, limit: int, offset: int) -> tuple[list[Da
     return [to_public(row) for row in rows], count
 
 
-def dataset_points(session: Session, ref: str) -> tuple[str, Points]:
-    dataset = _find(session, ref)
+def dataset_points(session: Session, ref: str | int) -> tuple[str, Points]:
+    """A dataset's name and points, by id or name."""
+    dataset = _find(session, str(ref))
     return dataset.name, points_from_blob(dataset.points)
+
+
+def dataset_name(session: Session, dataset_id: int) -> str:
+    name = session.scalar(select(Dataset.name).where(Dataset.id == dataset_id))
+    if name is None:
+        raise NotFound(f"no dataset with id {dataset_id}")
+    return name
 
 
 def delete_dataset(session: Session, ref: str) -> None:
     dataset = _find(session, ref)
-    if dataset.source == "builtin":
+    if dataset.source == DatasetSource.BUILTIN:
         raise Forbidden(f"{dataset.name!r} is a built-in dataset and cannot be deleted")
     runs = session.scalar(select(func.count()).where(Run.dataset_id == dataset.id)) or 0
     if runs:

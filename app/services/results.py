@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+import cachetools
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.errors import Conflict, InvalidInput
+from app.core.db import session_scope
+from app.core.errors import Conflict, InvalidInput, NotFound
 from app.ml.checkpoints import CheckpointError, CheckpointRef, load_checkpoint
-from app.ml.datagen import Points
 from app.ml.engine import split_indices
 from app.ml.inference import TrainedModel, model_from_checkpoint, predict_probabilities
-from app.models import Checkpoint, Dataset, Run, RunHistory
-from app.services.datasets import points_from_blob
-from app.services.plots import (
+from app.ml.plots import (
     PictureSize,
     RunNumbers,
     png_frames_to_gif,
@@ -31,7 +29,17 @@ from app.services.plots import (
     render_model_boundary_png,
     render_model_tutorial_png,
 )
-from app.services.runs import find_checkpoint, find_run
+from app.models import Run, RunHistory
+from app.schemas.results import HistoryPublic, RunEventPublic
+from app.services.datasets import dataset_name, dataset_points
+from app.services.runs import (
+    LossRow,
+    checkpoint_refs,
+    find_checkpoint,
+    find_run,
+    get_run,
+    last_losses,
+)
 
 V = TypeVar("V")
 
@@ -52,58 +60,46 @@ def _bounded(render: Callable[[], bytes]) -> Callable[[], bytes]:
     return run
 
 
-class LRUCache(Generic[V]):
-    """A thread-safe LRU bounded by entry count and by total size."""
+class LockedCache(Generic[V]):
+    """A cachetools LRU cache behind a lock (cachetools' caches are not thread-safe), filled on
+    a miss by `create`, which runs outside the lock: two misses may both build, the first is
+    kept."""
 
-    def __init__(
-        self, max_entries: int, max_size: int = 0, size_of: Callable[[V], int] = lambda _: 0
-    ) -> None:
-        self._entries: OrderedDict[Hashable, V] = OrderedDict()
+    def __init__(self, maxsize: int, getsizeof: Callable[[V], int] | None = None) -> None:
+        self._cache: cachetools.LRUCache[Hashable, V] = cachetools.LRUCache(maxsize, getsizeof)
         self._lock = threading.Lock()
-        self._size = 0
-        self.max_entries, self.max_size, self.size_of = max_entries, max_size, size_of
-        self.hits = self.misses = 0
+        self.hits = 0
 
     def get_or_create(self, key: Hashable, create: Callable[[], V]) -> V:
         with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
+            if key in self._cache:
                 self.hits += 1
-                return self._entries[key]
-            self.misses += 1
-        value = create()  # outside the lock: two misses may both build; the first is kept
+                return self._cache[key]
+        value = create()
         with self._lock:
-            if key not in self._entries:
-                self._entries[key] = value
-                self._size += self.size_of(value)
-                while len(self._entries) > self.max_entries or (
-                    self.max_size and self._size > self.max_size and len(self._entries) > 1
-                ):
-                    _, evicted = self._entries.popitem(last=False)
-                    self._size -= self.size_of(evicted)
-            return self._entries[key]
+            try:
+                return self._cache.setdefault(key, value)
+            except ValueError:  # larger than the whole cache: served, not kept
+                return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
 
 
 @dataclass
 class ResultCaches:
-    models: LRUCache[TrainedModel]
-    pictures: LRUCache[bytes]
+    models: LockedCache[TrainedModel]  # at most `max_models` models
+    pictures: LockedCache[bytes]  # PNGs and GIFs, at most `max_picture_bytes` in all
 
     @classmethod
     def create(
         cls, max_models: int = 64, max_picture_bytes: int = 64 * 1024 * 1024
     ) -> ResultCaches:
-        return cls(LRUCache(max_models), LRUCache(10_000, max_picture_bytes, len))
+        return cls(LockedCache(max_models), LockedCache(max_picture_bytes, len))
 
 
-@dataclass(frozen=True)
-class History:
-    epoch: list[int]
-    loss: list[float]
-    val_loss: list[float | None] | None
-
-
-def read_history(session: Session, run_id: int, every: int = 1) -> History:
+def read_history(session: Session, run_id: int, every: int = 1) -> HistoryPublic:
     """One entry per epoch done; with `every`, epoch 0, every N-th epoch and the last."""
     run = find_run(session, run_id)
     query = select(RunHistory.epoch, RunHistory.loss, RunHistory.val_loss).where(
@@ -115,15 +111,13 @@ def read_history(session: Session, run_id: int, every: int = 1) -> History:
         )
         query = query.where((RunHistory.epoch % every == 0) | (RunHistory.epoch == last))
     rows = session.execute(query.order_by(RunHistory.epoch)).all()
-    validating = run.validation_split > 0
-    return History(
-        epoch=[row[0] for row in rows],
-        loss=[row[1] for row in rows],
-        val_loss=[row[2] for row in rows] if validating else None,
-    )
+    history = HistoryPublic(epoch=[row[0] for row in rows], loss=[row[1] for row in rows])
+    if run.validation_split > 0:  # set only then: the JSON has no val_loss key otherwise
+        history.val_loss = [row[2] for row in rows]
+    return history
 
 
-def history_csv(history: History) -> str:
+def history_csv(history: HistoryPublic) -> str:
     header = "epoch,loss" + (",val_loss" if history.val_loss is not None else "")
     lines = [header]
     for index, epoch in enumerate(history.epoch):
@@ -173,28 +167,11 @@ def predict(
     return Prediction(ref.epoch, probabilities.tolist(), (probabilities > 0.5).astype(int).tolist())
 
 
-def _run_points(session: Session, run: Run) -> tuple[str, Points]:
-    row = session.execute(
-        select(Dataset.name, Dataset.points).where(Dataset.id == run.dataset_id)
-    ).one()
-    return row[0], points_from_blob(row[1])
-
-
-# (epoch, loss, val_loss) of one history row.
-LossRow = tuple[int, float, float | None]
-
-
 def _loss_row(session: Session, run_id: int, epoch: int) -> LossRow | None:
     """The run's own loss for the checkpoint at `epoch`: its history at that epoch (the log's
     `Epoch n` line is exactly that model's loss), or the latest before it: the final
     checkpoint's is the run's final loss, the log's last line."""
-    row = session.execute(
-        select(RunHistory.epoch, RunHistory.loss, RunHistory.val_loss)
-        .where(RunHistory.run_id == run_id, RunHistory.epoch <= epoch)
-        .order_by(RunHistory.epoch.desc())
-        .limit(1)
-    ).one_or_none()
-    return None if row is None else (row[0], row[1], row[2])
+    return last_losses(session, run_id, at_most=epoch)
 
 
 def _run_numbers(run: Run, row: LossRow | None, n_points: int) -> RunNumbers | None:
@@ -231,7 +208,7 @@ def boundary_png(
 
     def render() -> bytes:
         model = load_model(caches, store, ref)
-        dataset, points = _run_points(session, run)
+        dataset, points = dataset_points(session, run.dataset_id)
         name = f"{_describe(run)} on {dataset}"
         if style == "tutorial":
             return render_model_tutorial_png(model, name, size)
@@ -246,22 +223,17 @@ def boundary_gif(
 ) -> bytes:
     """How the boundary evolved across the run's checkpoints."""
     run = find_run(session, run_id)
-    checkpoints = session.execute(
-        select(Checkpoint.epoch, Checkpoint.path, Checkpoint.sha256)
-        .where(Checkpoint.run_id == run_id)
-        .order_by(Checkpoint.epoch)
-    ).all()
-    if not checkpoints:
+    refs = checkpoint_refs(session, run_id)
+    if not refs:
         raise Conflict(f"run {run_id} has no checkpoint yet; try again once it has trained")
-    if len(checkpoints) > MAX_GIF_FRAMES:
-        picks = np.linspace(0, len(checkpoints) - 1, MAX_GIF_FRAMES).round().astype(int)
-        checkpoints = [checkpoints[i] for i in sorted(set(picks.tolist()))]
-    refs = [CheckpointRef(run_id, epoch, path, sha) for epoch, path, sha in checkpoints]
+    if len(refs) > MAX_GIF_FRAMES:
+        picks = np.linspace(0, len(refs) - 1, MAX_GIF_FRAMES).round().astype(int)
+        refs = [refs[i] for i in sorted(set(picks.tolist()))]
     rows = [_loss_row(session, run_id, ref.epoch) for ref in refs]
     key = ("gif", run_id, tuple((r.epoch, r.sha256) for r in refs), size, tuple(rows))
 
     def render() -> bytes:
-        dataset, points = _run_points(session, run)
+        dataset, points = dataset_points(session, run.dataset_id)
         frames = []
         for ref, row in zip(refs, rows, strict=True):
             frame_key = ("boundary", ref.run_id, ref.epoch, ref.sha256, "frame", size, row)
@@ -285,7 +257,7 @@ def loss_png(
     key = ("loss", run_id, len(history.epoch), history.loss[-1], run.status, log_scale, size)
 
     def render() -> bytes:
-        dataset = session.scalar(select(Dataset.name).where(Dataset.id == run.dataset_id))
+        dataset = dataset_name(session, run.dataset_id)
         final = run.final_loss if run.final_loss is not None else history.loss[-1]
         title = f"{_describe(run)} on {dataset}: final loss {final:.6g} ({run.status})"
         val = None
@@ -301,3 +273,14 @@ def loss_png(
         )
 
     return caches.pictures.get_or_create(key, _bounded(render))
+
+
+def run_event(session_factory: sessionmaker[Session], run_id: int) -> RunEventPublic | None:
+    """The run's progress as the event stream sends it, or None once the run is gone: in a
+    session of its own, since a stream outlives any request's session."""
+    with session_scope(session_factory) as session:
+        try:
+            run = get_run(session, run_id)
+        except NotFound:
+            return None
+    return RunEventPublic.model_validate({**run.model_dump(), "run_id": run.id})

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 from app.ml.architectures import NetworkSpec
 from app.ml.checkpoints import CheckpointRef
 from app.ml.engine import TrainConfig
-from app.models import Checkpoint, Dataset, Run, RunHistory, RunStatus
+from app.models import Checkpoint, Run, RunHistory, RunStatus
 from app.models.base import utcnow
-from app.services.datasets import points_from_blob
+from app.services.datasets import dataset_points
+from app.services.runs import last_losses, latest_checkpoint
 
 
 @dataclass(frozen=True)
@@ -73,23 +74,15 @@ def prepare_job(session: Session, run_id: int, worker_id: str) -> TrainingJob | 
     run = session.get(Run, run_id)
     if run is None or run.worker_id != worker_id or run.status != RunStatus.RUNNING:
         return None
-    latest = session.scalars(
-        select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.epoch.desc())
-    ).first()
-    resume_epoch = latest.epoch if latest is not None else 0
+    resume_from = latest_checkpoint(session, run_id)
+    resume_epoch = resume_from.epoch if resume_from is not None else 0
     session.execute(
         delete(RunHistory).where(RunHistory.run_id == run_id, RunHistory.epoch >= resume_epoch)
     )
-    last = session.execute(
-        select(RunHistory.loss, RunHistory.val_loss)
-        .where(RunHistory.run_id == run_id)
-        .order_by(RunHistory.epoch.desc())
-        .limit(1)
-    ).first()
+    last = last_losses(session, run_id)
     run.epoch = resume_epoch
-    run.loss, run.val_loss = (last[0], last[1]) if last is not None else (None, None)
-    dataset_points = session.scalar(select(Dataset.points).where(Dataset.id == run.dataset_id))
-    assert dataset_points is not None
+    run.loss, run.val_loss = (last[1], last[2]) if last is not None else (None, None)
+    _, points = dataset_points(session, run.dataset_id)
     config = TrainConfig(
         network=NetworkSpec(run.architecture, tuple(run.hidden_layers), run.activation),
         epochs=run.epochs,
@@ -101,12 +94,7 @@ def prepare_job(session: Session, run_id: int, worker_id: str) -> TrainingJob | 
         validation_split=run.validation_split,
         checkpoint_every=run.checkpoint_every,
     )
-    resume = (
-        CheckpointRef(run_id, latest.epoch, latest.path, latest.sha256)
-        if latest is not None
-        else None
-    )
-    return TrainingJob(run_id, config, run.device, points_from_blob(dataset_points), resume)
+    return TrainingJob(run_id, config, run.device, points, resume_from)
 
 
 def set_device_used(session: Session, run_id: int, worker_id: str, device: str) -> None:
@@ -210,18 +198,13 @@ def finish_run(
     error: str | None = None,
 ) -> bool:
     """End a run this worker holds; its final loss is the last recorded one."""
-    last_loss = session.scalar(
-        select(RunHistory.loss)
-        .where(RunHistory.run_id == run_id)
-        .order_by(RunHistory.epoch.desc())
-        .limit(1)
-    )
+    last = last_losses(session, run_id)
     result = session.execute(
         update(Run)
         .where(_owned(run_id, worker_id))
         .values(
             status=status,
-            final_loss=last_loss,
+            final_loss=last[1] if last is not None else None,
             accuracy=accuracy,
             error=error,
             worker_id=None,

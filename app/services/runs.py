@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.core.db import after_commit
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.ml.architectures import InvalidArchitecture, network_spec, parameter_count
 from app.ml.checkpoints import (
@@ -31,8 +32,9 @@ from app.schemas.runs import (
     MlpRunCreate,
     RunPublic,
 )
-from app.services.datasets import get_dataset_id
+from app.services.datasets import dataset_name, get_dataset_id
 from app.services.storage import remove_run_folder
+from app.vocabulary import MAX_ID
 
 
 def _public(run: Run, dataset_name: str) -> RunPublic:
@@ -53,12 +55,6 @@ def find_run(session: Session, run_id: int) -> Run:
     if run is None:
         raise NotFound(f"no run with id {run_id}")
     return run
-
-
-def _dataset_name(session: Session, dataset_id: int) -> str:
-    name = session.scalar(select(Dataset.name).where(Dataset.id == dataset_id))
-    assert name is not None
-    return name
 
 
 def optimizer_slots(optimizer: str, momentum: float) -> int:
@@ -120,7 +116,7 @@ def create_run(session: Session, request: AnyRunCreate, max_store_bytes: int) ->
         optimizer=request.optimizer,
         momentum=request.momentum,
         batch_size=request.batch_size,
-        seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
+        seed=request.seed if request.seed is not None else secrets.randbelow(MAX_ID + 1),
         device=request.device,
         validation_split=request.validation_split,
         checkpoint_every=checkpoint_every,
@@ -135,7 +131,7 @@ def create_run(session: Session, request: AnyRunCreate, max_store_bytes: int) ->
     except IntegrityError:
         # DELETE /datasets won the race: the dataset went between the lookup and the insert.
         raise NotFound(f"dataset: {request.dataset!r} was deleted meanwhile") from None
-    return _public(run, _dataset_name(session, dataset_id))
+    return _public(run, dataset_name(session, dataset_id))
 
 
 def get_run(session: Session, run_id: int) -> RunPublic:
@@ -181,7 +177,7 @@ def cancel_run(session: Session, run_id: int) -> RunPublic:
         run.status = RunStatus.CANCELLED
         run.finished_at = utcnow()
     _flush_or_gone(session, run_id)
-    return _public(run, _dataset_name(session, run.dataset_id))
+    return _public(run, dataset_name(session, run.dataset_id))
 
 
 def _flush_or_gone(session: Session, run_id: int) -> None:
@@ -192,8 +188,29 @@ def _flush_or_gone(session: Session, run_id: int) -> None:
         raise NotFound(f"no run with id {run_id}: it was deleted meanwhile") from None
 
 
-def latest_checkpoint_epoch(session: Session, run_id: int) -> int | None:
-    return session.scalar(select(func.max(Checkpoint.epoch)).where(Checkpoint.run_id == run_id))
+def latest_checkpoint(session: Session, run_id: int) -> CheckpointRef | None:
+    row = session.execute(
+        select(Checkpoint.epoch, Checkpoint.path, Checkpoint.sha256)
+        .where(Checkpoint.run_id == run_id)
+        .order_by(Checkpoint.epoch.desc())
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else CheckpointRef(run_id, row.epoch, row.path, row.sha256)
+
+
+# (epoch, loss, val_loss) of one history row.
+LossRow = tuple[int, float, float | None]
+
+
+def last_losses(session: Session, run_id: int, at_most: int | None = None) -> LossRow | None:
+    """The run's latest history row, or its latest at or before epoch `at_most`."""
+    query = select(RunHistory.epoch, RunHistory.loss, RunHistory.val_loss).where(
+        RunHistory.run_id == run_id
+    )
+    if at_most is not None:
+        query = query.where(RunHistory.epoch <= at_most)
+    row = session.execute(query.order_by(RunHistory.epoch.desc()).limit(1)).one_or_none()
+    return None if row is None else (row.epoch, row.loss, row.val_loss)
 
 
 def resume_run(session: Session, run_id: int, epochs: int) -> RunPublic:
@@ -202,7 +219,8 @@ def resume_run(session: Session, run_id: int, epochs: int) -> RunPublic:
     run = find_run(session, run_id)
     if not RunStatus(run.status).ended:
         raise Conflict(f"run {run_id} is {run.status}; only an ended run can be resumed")
-    start = latest_checkpoint_epoch(session, run_id) or 0
+    latest = latest_checkpoint(session, run_id)
+    start = latest.epoch if latest is not None else 0
     run.epochs = start + epochs
     run.status = RunStatus.QUEUED
     run.cancel_requested = False
@@ -212,27 +230,17 @@ def resume_run(session: Session, run_id: int, epochs: int) -> RunPublic:
     run.accuracy = None
     run.finished_at = None
     _flush_or_gone(session, run_id)
-    return _public(run, _dataset_name(session, run.dataset_id))
+    return _public(run, dataset_name(session, run.dataset_id))
 
 
 def delete_run(session: Session, run_id: int, models_store: Path) -> None:
-    """Remove the run, its history and its files. A worker still on it stops at its next
-    report, since its guarded writes no longer match a row."""
-    run = find_run(session, run_id)
+    """Remove the run and its history, then, once that has committed, its files. A worker still
+    on it stops at its next report, since its guarded writes no longer match a row."""
+    find_run(session, run_id)
     session.execute(delete(RunHistory).where(RunHistory.run_id == run_id))
     session.execute(delete(Checkpoint).where(Checkpoint.run_id == run_id))
-    session.delete(run)
-    _flush_or_gone(session, run_id)
-    folder = run_folder_name(run_id)
-    try:
-        remove_run_folder(models_store, folder, secrets.token_hex(4))
-    except OSError as exc:
-        # Raised before the commit: the request's session rolls the rows back too.
-        reason = exc.strerror or type(exc).__name__
-        raise Conflict(
-            f"run {run_id}'s files cannot be removed from the models store ({folder}: "
-            f"{reason}); nothing was deleted"
-        ) from None
+    session.execute(delete(Run).where(Run.id == run_id))
+    after_commit(session, lambda: remove_run_folder(models_store / run_folder_name(run_id)))
 
 
 def run_log(session: Session, run_id: int) -> str:
@@ -282,33 +290,40 @@ def describe_epochs(epochs: Sequence[int]) -> str:
     return f"{len(epochs)} epochs: {', '.join(parts)}"
 
 
+def checkpoint_refs(session: Session, run_id: int) -> list[CheckpointRef]:
+    """The run's checkpoints, oldest first."""
+    rows = session.execute(
+        select(Checkpoint.epoch, Checkpoint.path, Checkpoint.sha256)
+        .where(Checkpoint.run_id == run_id)
+        .order_by(Checkpoint.epoch)
+    ).all()
+    return [CheckpointRef(run_id, row.epoch, row.path, row.sha256) for row in rows]
+
+
 def find_checkpoint(session: Session, run_id: int, epoch: int | None) -> CheckpointRef:
     """The checkpoint at `epoch`, or the latest one: 404 for an epoch with none, 409 if the
     run has none yet."""
     # Columns, not ORM objects, and the run looked up only when no checkpoint is found: this
     # query is on the path of every prediction.
-    query = select(Checkpoint.epoch, Checkpoint.path, Checkpoint.sha256).where(
-        Checkpoint.run_id == run_id
-    )
-    if epoch is not None:
-        checkpoint = session.execute(query.where(Checkpoint.epoch == epoch)).one_or_none()
-        if checkpoint is None:
-            find_run(session, run_id)
-            epochs = session.scalars(
-                select(Checkpoint.epoch)
-                .where(Checkpoint.run_id == run_id)
-                .order_by(Checkpoint.epoch)
-            ).all()
-            raise NotFound(
-                f"run {run_id} has no checkpoint at epoch {epoch}; its checkpoints: "
-                f"{describe_epochs(epochs)}"
-            )
-    else:
-        checkpoint = session.execute(query.order_by(Checkpoint.epoch.desc()).limit(1)).one_or_none()
-        if checkpoint is None:
+    if epoch is None:
+        latest = latest_checkpoint(session, run_id)
+        if latest is None:
             find_run(session, run_id)
             raise Conflict(f"run {run_id} has no checkpoint yet; try again once it has trained")
-    return CheckpointRef(run_id, checkpoint.epoch, checkpoint.path, checkpoint.sha256)
+        return latest
+    row = session.execute(
+        select(Checkpoint.path, Checkpoint.sha256).where(
+            Checkpoint.run_id == run_id, Checkpoint.epoch == epoch
+        )
+    ).one_or_none()
+    if row is None:
+        find_run(session, run_id)
+        epochs = [ref.epoch for ref in checkpoint_refs(session, run_id)]
+        raise NotFound(
+            f"run {run_id} has no checkpoint at epoch {epoch}; its checkpoints: "
+            f"{describe_epochs(epochs)}"
+        )
+    return CheckpointRef(run_id, epoch, row.path, row.sha256)
 
 
 def checkpoint_bytes(session: Session, run_id: int, epoch: int, models_store: Path) -> bytes:
@@ -328,4 +343,4 @@ def queue_depth(session: Session) -> dict[str, int]:
             .group_by(Run.status)
         ).all()
     )
-    return {"queued": counts.get("queued", 0), "running": counts.get("running", 0)}
+    return {status: counts.get(status, 0) for status in (RunStatus.QUEUED, RunStatus.RUNNING)}

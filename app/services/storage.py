@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 from pathlib import Path
@@ -18,21 +17,15 @@ from app.models import Checkpoint, Run, RunStatus
 log = logging.getLogger(__name__)
 
 RUN_FOLDER = re.compile(r"^run-(\d+)$")
-# A deleted run's folder is first renamed to this, so that a store that cannot be changed is
-# found out before anything is deleted; the sweep removes any left behind.
-DELETED_PREFIX = "deleted-"
 
 
-def remove_run_folder(store: Path, folder_name: str, token: str) -> None:
-    """Rename the run's folder out of the way (raises OSError if the store will not let it),
-    then delete it; what cannot be deleted then is left to the next start's sweep."""
-    folder = store / folder_name
-    if not folder.exists() and not folder.is_symlink():
+def remove_run_folder(folder: Path) -> None:
+    """Delete a deleted run's files. What cannot be deleted (a store that has turned read-only)
+    is logged and left to the next start's sweep: the run's rows are gone already."""
+    if not folder.exists():
         return
-    trash = store / f"{DELETED_PREFIX}{folder_name}-{token}"
-    os.rename(folder, trash)
     left: list[str] = []
-    shutil.rmtree(trash, onerror=lambda _function, path, _info: left.append(path))
+    shutil.rmtree(folder, onerror=lambda _function, path, _info: left.append(path))
     if left:
         log.warning("could not remove %d file(s) of a deleted run: %s", len(left), left[:5])
 
@@ -50,10 +43,6 @@ def sweep_models_store(session: Session, store: Path) -> list[str]:
     runs = {row.id: row.status for row in session.execute(select(Run.id, Run.status))}
     known = set(session.scalars(select(Checkpoint.path)).all())
     for folder in sorted(store.iterdir()):
-        if folder.name.startswith(DELETED_PREFIX):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder.name + "/")
-            continue
         match = RUN_FOLDER.match(folder.name)
         if not folder.is_dir() or match is None:
             continue

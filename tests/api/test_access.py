@@ -123,7 +123,7 @@ def test_a_tampered_checkpoint_is_refused_with_a_clear_error(
     )
     path = settings.models_store / checkpoint_relpath(run_id, 10)
     path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
-    client.app.state.result_caches.models._entries.clear()  # type: ignore[attr-defined]
+    client.app.state.result_caches.models.clear()  # type: ignore[attr-defined]
     for response in (
         client.post("/predict", json={"run_id": run_id, "points": [[0.1, 0.2]]}),
         client.get(f"/runs/{run_id}/boundary.png"),

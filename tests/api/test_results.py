@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from app.ml.datagen import curve_boundary
 from app.models import Run
 from app.services import results as results_service
 from tests.images import decode_png, has_field_tints, has_label_colours, rgb_colours
+from tests.polling import wait_ended
 
 CURVE_EPOCHS = 3000
 
@@ -51,17 +51,10 @@ def trained(
             "/runs",
             json={"architecture": "simple", "epochs": 1200, "validation_split": 0.25, "seed": 1},
         ).json()
-        deadline = time.monotonic() + 180
         runs = {}
         for name, run in (("complex", complex_run), ("simple", simple_run)):
-            while (body := client.get(f"/runs/{run['id']}").json())["status"] in (
-                "queued",
-                "running",
-            ):
-                assert time.monotonic() < deadline, body
-                time.sleep(0.2)
-            assert body["status"] == "succeeded", body
-            runs[name] = body
+            runs[name] = wait_ended(client, run["id"], 180)
+            assert runs[name]["status"] == "succeeded", runs[name]
         yield client, runs
 
 

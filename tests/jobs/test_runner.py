@@ -7,59 +7,19 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from app.core.config import Settings
 from app.main import create_app
-from app.models import Run
 from scripts.live_server import LiveServer
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-def run_status(client: TestClient | httpx.Client, run_id: int) -> dict[str, Any]:
-    response = client.get(f"/runs/{run_id}")
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def wait_ended(
-    client: TestClient | httpx.Client, run_id: int, timeout: float = 120
-) -> dict[str, Any]:
-    def ended() -> dict[str, Any] | None:
-        run = run_status(client, run_id)
-        return run if run["status"] in ("succeeded", "failed", "cancelled") else None
-
-    result: dict[str, Any] = wait_for(ended, timeout)
-    return result
-
-
-def assert_history_continuous(
-    client: TestClient | httpx.Client, run_id: int, epochs: int
-) -> list[str]:
-    """The log's epochs and the run's progress agree, with no gap and no repeat."""
-    log = client.get(f"/runs/{run_id}/log").text.splitlines()
-    run = run_status(client, run_id)
-    assert run["epoch"] == epochs
-    expected = [e for e in range(epochs) if e % run["log_every"] == 0 or e == epochs - 1]
-    assert [int(line.split(",")[0].removeprefix("Epoch ")) for line in log] == expected
-    return log
+from tests.jobs.workers import all_workers_ready, assert_history_continuous, worker_pid_of
+from tests.polling import run_status, wait_ended, wait_for
 
 
 @pytest.fixture
@@ -75,18 +35,6 @@ def runner_settings(settings: Settings) -> Settings:
 def runner_client(runner_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(runner_settings)) as client:
         yield client
-
-
-def worker_pid_of(client: TestClient, run_id: int) -> int:
-    with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
-        worker_id = session.scalar(select(Run.worker_id).where(Run.id == run_id))
-    assert worker_id is not None
-    return int(worker_id.rpartition(":")[2])
-
-
-def all_workers_ready(client: TestClient) -> dict[str, int] | None:
-    workers: dict[str, int] = client.get("/health").json()["workers"]
-    return workers if workers["ready"] == workers["configured"] else None
 
 
 def test_health_counts_workers_ready_once_they_have_warmed_up(runner_client: TestClient) -> None:

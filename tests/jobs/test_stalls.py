@@ -17,14 +17,8 @@ from sqlalchemy import select
 from app.core.config import Settings
 from app.main import create_app
 from app.models import Run
-from tests.jobs.test_runner import (
-    all_workers_ready,
-    assert_history_continuous,
-    run_status,
-    wait_ended,
-    wait_for,
-    worker_pid_of,
-)
+from tests.jobs.workers import all_workers_ready, assert_history_continuous, worker_pid_of
+from tests.polling import run_status, wait_ended, wait_for
 
 # About two to four seconds an epoch for one worker thread on these machines: longer than the
 # heartbeat timeout below.

@@ -10,13 +10,13 @@ from sqlalchemy import func, select
 
 from app.core.config import Settings
 from app.main import create_app
-from app.ml.architectures import BUILT_IN, parameter_count
+from app.ml.architectures import COMPLEX, parameter_count
 from app.ml.checkpoints import estimated_checkpoint_bytes
 from app.models import Checkpoint, Run
 from app.services.run_lifecycle import claim_next_run, make_room
-from tests.jobs.test_runner import wait_ended
+from tests.polling import wait_ended
 
-COMPLEX_CHECKPOINT = estimated_checkpoint_bytes(parameter_count(BUILT_IN["complex"]), 2)
+COMPLEX_CHECKPOINT = estimated_checkpoint_bytes(parameter_count(COMPLEX), 2)
 
 
 def test_a_run_whose_checkpoints_alone_pass_the_limit_is_refused(client: TestClient) -> None:

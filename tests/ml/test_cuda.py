@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from app.ml.devices import resolve_device
 from app.ml.engine import train
-from tests.ml.test_engine import Recorder, config, points
+from tests.ml.training import Recorder, config, points
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device on this machine"

@@ -13,7 +13,8 @@ from app.ml import engine
 from app.ml.architectures import build_network, network_spec
 from app.ml.engine import TrainConfig, make_optimizer, train
 from app.ml.fast_step import FastStep, FlatOptimizer
-from tests.ml.test_engine import CPU, Recorder, points
+from app.vocabulary import Activation, Optimizer
+from tests.ml.training import CPU, Recorder, points
 
 CASES: dict[str, dict[str, Any]] = {
     "simple": {"architecture": "simple"},
@@ -97,8 +98,8 @@ def test_the_model_reads_the_flat_buffer_the_optimizer_writes() -> None:
     torch.manual_seed(0)
     model = build_network(network_spec("complex"))
     before = {name: value.clone() for name, value in model.state_dict().items()}
-    step = FastStep(model, "relu")
-    optimizer = FlatOptimizer("adam", 0.01, 0.0, step)
+    step = FastStep(model, Activation.RELU)
+    optimizer = FlatOptimizer(Optimizer.ADAM, 0.01, 0.0, step)
     data = torch.as_tensor(points("curve"), dtype=torch.float32)
     step.forward_backward(data[:, :2], data[:, 2:])
     optimizer.step()
@@ -112,7 +113,7 @@ def test_an_empty_optimizer_state_exports_as_torch_writes_it() -> None:
     model = build_network(network_spec("simple"))
     config = make_config(CASES["simple"])
     optimizer = make_optimizer(config, model.parameters())
-    flat = FlatOptimizer("adam", 0.003, 0.0, FastStep(model, "none"))
+    flat = FlatOptimizer(Optimizer.ADAM, 0.003, 0.0, FastStep(model, Activation.NONE))
     flat.export_to(optimizer)
     assert optimizer.state_dict()["state"] == {}
 

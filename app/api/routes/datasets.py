@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, File, Form, Path, Query, Response, UploadFi
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.responses import CSV_RESPONSE, PNG_RESPONSE, errors
+from app.ml.plots import render_points_png
 from app.ml.points_csv import format_points_csv
 from app.schemas.datasets import (
     DATASET_IN_USE_EXAMPLE,
@@ -20,7 +21,7 @@ from app.schemas.datasets import (
     PointsPublic,
 )
 from app.services import datasets as service
-from app.services.plots import render_points_png
+from app.vocabulary import MAX_ID
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 NO_DATASET = {404: "no dataset with id or name 'spirals'"}
@@ -97,7 +98,7 @@ def generate_dataset(
 def list_datasets(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> DatasetsPublic:
     """List datasets, newest first."""
     data, count = service.list_datasets(session, limit=limit, offset=offset)

@@ -3,33 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import CachesDep, SessionDep, SettingsDep
 from app.api.responses import PNG_RESPONSE, errors
 from app.api.routes.runs import RunId
-from app.core.db import session_scope
 from app.core.errors import NotFound
-from app.models import RunStatus
+from app.ml.plots import (
+    BOUNDARY_PICTURE,
+    GIF_FRAME,
+    LOSS_PICTURE,
+    MAX_GIF_SIDE,
+    MAX_SIDE,
+    MIN_SIDE,
+    TUTORIAL_PICTURE,
+    PictureSize,
+)
 from app.schemas.results import HistoryPublic, RunEventPublic
 from app.services import results as service
-from app.services import runs as runs_service
-from app.services.plots import TUTORIAL_PICTURE, PictureSize
+from app.vocabulary import MAX_ID
 
 router = APIRouter(prefix="/runs", tags=["results"])
 
-Width = Annotated[int | None, Query(ge=200, le=3000, description="pixels")]
-Height = Annotated[int | None, Query(ge=200, le=3000, description="pixels")]
+Width = Annotated[int | None, Query(ge=MIN_SIDE, le=MAX_SIDE, description="pixels")]
+Height = Annotated[int | None, Query(ge=MIN_SIDE, le=MAX_SIDE, description="pixels")]
 Dpi = Annotated[int, Query(ge=50, le=300)]
-# An animation holds up to MAX_GIF_FRAMES frames: smaller sides than a single picture's.
-GifWidth = Annotated[int | None, Query(ge=200, le=1000, description="pixels")]
-GifHeight = Annotated[int | None, Query(ge=200, le=1000, description="pixels")]
+GifWidth = Annotated[int | None, Query(ge=MIN_SIDE, le=MAX_GIF_SIDE, description="pixels")]
+GifHeight = Annotated[int | None, Query(ge=MIN_SIDE, le=MAX_GIF_SIDE, description="pixels")]
 # How often the event stream looks at the run.
 EVENT_POLL_S = 0.5
 
@@ -42,6 +47,7 @@ def _size(width: int | None, height: int | None, dpi: int, default: PictureSize)
     "/{run_id}/history",
     summary="Loss per epoch",
     response_model=HistoryPublic,
+    response_model_exclude_unset=True,  # no val_loss key for a run without a validation split
     responses={200: {"content": {"text/csv": {}}}, **errors(404)},
 )
 def get_history(
@@ -51,18 +57,12 @@ def get_history(
         int, Query(ge=1, le=1_000_000, description="keep epoch 0, every N-th and the last")
     ] = 1,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
-) -> Response:
+) -> HistoryPublic | Response:
     """Loss per epoch as columnar JSON (or CSV); works while the run trains."""
     history = service.read_history(session, run_id, every)
     if format == "csv":
         return Response(service.history_csv(history), media_type="text/csv")
-    body: dict[str, list[int] | list[float] | list[float | None]] = {
-        "epoch": history.epoch,
-        "loss": history.loss,
-    }
-    if history.val_loss is not None:
-        body["val_loss"] = history.val_loss
-    return Response(json.dumps(body), media_type="application/json")
+    return history
 
 
 @router.get(
@@ -81,7 +81,7 @@ def get_loss_png(
     dpi: Dpi = 100,
 ) -> Response:
     """The loss curve, titled with the architecture, the dataset and the final loss."""
-    size = _size(width, height, dpi, PictureSize(800, 500))
+    size = _size(width, height, dpi, LOSS_PICTURE)
     return Response(
         service.loss_png(session, caches, run_id, log_scale=log, size=size), media_type="image/png"
     )
@@ -98,9 +98,7 @@ def get_boundary_png(
     session: SessionDep,
     settings: SettingsDep,
     caches: CachesDep,
-    epoch: Annotated[
-        int | None, Query(ge=0, le=2**31 - 1, description="a checkpointed epoch")
-    ] = None,
+    epoch: Annotated[int | None, Query(ge=0, le=MAX_ID, description="a checkpointed epoch")] = None,
     style: Annotated[Literal["field", "tutorial"], Query()] = "field",
     width: Width = None,
     height: Height = None,
@@ -108,7 +106,7 @@ def get_boundary_png(
 ) -> Response:
     """The decision boundary: probability field, 0.5 contour, points, mistakes marked.
     `style=tutorial` draws the tutorial's 1000 random points coloured by predicted class."""
-    default = TUTORIAL_PICTURE if style == "tutorial" else PictureSize()
+    default = TUTORIAL_PICTURE if style == "tutorial" else BOUNDARY_PICTURE
     png = service.boundary_png(
         session,
         caches,
@@ -141,61 +139,49 @@ def get_boundary_gif(
 ) -> Response:
     """How the decision boundary evolved, one frame per checkpoint (at most 40, sampled).
     Frames are at most 1000 pixels a side, so one animation's memory is bounded."""
-    size = _size(width, height, dpi, PictureSize(560, 480, dpi))
+    size = _size(width, height, dpi, GIF_FRAME)
     gif = service.boundary_gif(session, caches, settings.models_store, run_id, size)
     return Response(gif, media_type="image/gif")
 
 
-def _snapshot(request: Request, run_id: int) -> RunEventPublic | None:
-    with session_scope(request.app.state.session_factory) as session:
-        try:
-            run = runs_service.get_run(session, run_id)
-        except NotFound:
-            return None
-    return RunEventPublic.model_validate({**run.model_dump(), "run_id": run.id})
-
-
-def _event(name: str, data: RunEventPublic | dict[str, object]) -> str:
-    payload = data.model_dump_json() if isinstance(data, RunEventPublic) else json.dumps(data)
-    return f"event: {name}\ndata: {payload}\n\n"
+async def _first_snapshot(run_id: RunId, request: Request) -> RunEventPublic:
+    """The run as the stream starts: a 404 before the stream if there is no such run."""
+    snapshot = await run_in_threadpool(service.run_event, request.app.state.session_factory, run_id)
+    if snapshot is None:
+        raise NotFound(f"no run with id {run_id}")
+    return snapshot
 
 
 @router.get(
     "/{run_id}/events",
     summary="Live progress (server-sent events)",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
         **errors(404),
     },
 )
-async def get_events(run_id: RunId, request: Request) -> StreamingResponse:
+async def get_events(
+    run_id: RunId,
+    request: Request,
+    first: Annotated[RunEventPublic, Depends(_first_snapshot)],
+) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: `status` on every change, `progress` twice a second until the run
     ends, and then the stream ends. Try `curl -N`."""
-    first = await run_in_threadpool(_snapshot, request, run_id)
-    if first is None:
-        raise NotFound(f"no run with id {run_id}")
-
-    async def stream(snapshot: RunEventPublic | None) -> AsyncIterator[str]:
-        last_status = None
-        while True:
-            if snapshot is None:
-                yield _event("status", {"run_id": run_id, "status": "deleted"})
-                return
-            if snapshot.status != last_status:
-                yield _event("status", snapshot)
-                last_status = snapshot.status
-            if RunStatus(snapshot.status).ended:
-                return
-            # While queued too, so a client sees the stream is alive.
-            yield _event("progress", snapshot)
-            await asyncio.sleep(EVENT_POLL_S)
-            if await request.is_disconnected():
-                return
-            snapshot = await run_in_threadpool(_snapshot, request, run_id)
-
-    return StreamingResponse(
-        stream(first),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    snapshot: RunEventPublic | None = first
+    last_status = None
+    while snapshot is not None:
+        if snapshot.status != last_status:
+            yield ServerSentEvent(event="status", data=snapshot)
+            last_status = snapshot.status
+        if snapshot.ended:
+            return
+        # While queued too, so a client sees the stream is alive.
+        yield ServerSentEvent(event="progress", data=snapshot)
+        await asyncio.sleep(EVENT_POLL_S)
+        if await request.is_disconnected():
+            return
+        snapshot = await run_in_threadpool(
+            service.run_event, request.app.state.session_factory, run_id
+        )
+    yield ServerSentEvent(event="status", data={"run_id": run_id, "status": "deleted"})

@@ -12,15 +12,14 @@ from app.schemas.runs import (
     DEVICE_ERROR,
     RESUME_EXAMPLES,
     RUN_EXAMPLES,
-    Architecture,
     CheckpointPublic,
     RunCreate,
     RunPublic,
     RunResume,
     RunsPublic,
-    Status,
 )
 from app.services import runs as service
+from app.vocabulary import MAX_ID, Architecture, RunStatus
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -29,7 +28,7 @@ RunId = Annotated[
     int,
     Path(
         ge=1,
-        le=2**31 - 1,
+        le=MAX_ID,
         description="the run's id",
         openapi_examples={"first run": {"summary": "the first run started", "value": 1}},
     ),
@@ -63,11 +62,11 @@ def create_run(
 @router.get("", summary="List runs", response_model=RunsPublic, responses=errors(404))
 def list_runs(
     session: SessionDep,
-    status: Status | None = None,
+    status: RunStatus | None = None,
     dataset: Annotated[str | None, Query(max_length=64, description="id or name")] = None,
     architecture: Architecture | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> RunsPublic:
     """List runs, newest first, filtered by status, dataset or architecture."""
     data, count = service.list_runs(
@@ -180,7 +179,7 @@ def list_checkpoints(run_id: RunId, session: SessionDep) -> list[CheckpointPubli
 )
 def download_checkpoint(
     run_id: RunId,
-    epoch: Annotated[int, Path(ge=0, le=2**31 - 1)],
+    epoch: Annotated[int, Path(ge=0, le=MAX_ID)],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:

@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LinearSegmentedColormap
@@ -48,7 +49,7 @@ def _legend_below(figure: Figure, axes: Axes, columns: int) -> None:
 
 def render_points_png(points: Points, title: str, *, dpi: int = 100) -> bytes:
     """The tutorial's scatter of a dataset: label 0 red, label 1 blue, axes labelled."""
-    figure = Figure(figsize=(6, 6.4), layout="constrained")
+    figure = Figure(figsize=TUTORIAL_PICTURE.figsize(), layout="constrained")
     axes = figure.add_subplot()
     for label, colour in enumerate(LABEL_COLOURS):
         chosen = points[points[:, 2] == label]
@@ -69,8 +70,8 @@ def render_points_png(points: Points, title: str, *, dpi: int = 100) -> bytes:
 
 @dataclass(frozen=True)
 class PictureSize:
-    width: int = 800  # pixels
-    height: int = 760
+    width: int  # pixels
+    height: int
     dpi: int = 100
 
     def figsize(self) -> tuple[float, float]:
@@ -79,6 +80,12 @@ class PictureSize:
 
 # The tutorial's square picture, with room for the legend below it.
 TUTORIAL_PICTURE = PictureSize(600, 640)
+BOUNDARY_PICTURE = PictureSize(800, 760)
+LOSS_PICTURE = PictureSize(800, 500)
+GIF_FRAME = PictureSize(560, 480, 80)
+# The sides a picture may be asked for, in pixels; an animation's frames are smaller, so that
+# one animation's memory is bounded.
+MIN_SIDE, MAX_SIDE, MAX_GIF_SIDE = 200, 3000, 1000
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ def _numbers_line(
 ) -> str:
     n = len(points)
     if numbers is None:
-        loss, _ = evaluate(model.module, points)
+        loss, _ = evaluate(model.module, torch.as_tensor(points, dtype=torch.float32))
         return f"loss {loss:.4g} on all {n} points, accuracy {accuracy:.1%}"
     held_out = int(numbers.validation.sum())
     line = f"training loss {numbers.loss:.4g} ({n - held_out} points, log's epoch {numbers.loss_epoch})"
@@ -111,7 +118,7 @@ def boundary_figure(
     points: Points,
     probabilities: NDArray[np.float64],
     title: str,
-    size: PictureSize = PictureSize(),
+    size: PictureSize = BOUNDARY_PICTURE,
     validation: NDArray[np.bool_] | None = None,
 ) -> Figure:
     """The probability field, the 0.5 contour, the points by label (validation points hollow),
@@ -206,7 +213,7 @@ def render_loss_png(
     title: str,
     *,
     log_scale: bool = False,
-    size: PictureSize = PictureSize(800, 500),
+    size: PictureSize = LOSS_PICTURE,
 ) -> bytes:
     figure = Figure(figsize=size.figsize(), layout="constrained")
     axes = figure.add_subplot()
@@ -246,7 +253,7 @@ def render_model_boundary_png(
     model: TrainedModel,
     points: Points,
     name: str,
-    size: PictureSize = PictureSize(),
+    size: PictureSize = BOUNDARY_PICTURE,
     numbers: RunNumbers | None = None,
 ) -> bytes:
     return _png(model_boundary_figure(model, points, name, size, numbers), size.dpi)
@@ -256,7 +263,7 @@ def model_boundary_figure(
     model: TrainedModel,
     points: Points,
     name: str,
-    size: PictureSize = PictureSize(),
+    size: PictureSize = BOUNDARY_PICTURE,
     numbers: RunNumbers | None = None,
 ) -> Figure:
     """A trained model's boundary over its data, titled with its epoch and the run's own loss

@@ -8,22 +8,22 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from app.core.config import PROJECT_ROOT
-from app.ml.architectures import BUILT_IN, build_network
+from app.ml.architectures import COMPLEX, build_network
 from app.ml.inference import TrainedModel
-from app.ml.points_csv import parse_points_csv
-from app.services.plots import (
+from app.ml.plots import (
     RunNumbers,
     model_boundary_figure,
     tutorial_boundary_figure,
 )
+from app.ml.points_csv import parse_points_csv
 
 POINTS = parse_points_csv((PROJECT_ROOT / "data" / "curve.csv").read_bytes(), 1000)
 
 
 def untrained(seed: int = 0) -> TrainedModel:
     torch.manual_seed(seed)
-    module = build_network(BUILT_IN["complex"]).eval()
-    return TrainedModel(BUILT_IN["complex"], module, 0)
+    module = build_network(COMPLEX).eval()
+    return TrainedModel(COMPLEX, module, 0)
 
 
 def legend_clear_of_the_data(figure: Figure) -> bool:
