@@ -153,21 +153,6 @@ class StopTraining(Exception):
     between mini-batches."""
 
 
-class Step(Protocol):
-    """One optimizer update; `updates` counts them, `optimizer` is torch.optim's."""
-
-    updates: int
-    optimizer: torch.optim.Optimizer
-
-    def __call__(self, x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
-        """Update on (x, y); return the logits before the update (written to `out` if given)."""
-        ...
-
-    def sync(self) -> None:
-        """Bring `optimizer` up to date, before its state_dict is read."""
-        ...
-
-
 class AutogradStep:
     """A step through autograd and torch.optim: the reference the fast step is held to."""
 
@@ -189,7 +174,12 @@ class AutogradStep:
         return logits.detach() if out is None else out.copy_(logits.detach())
 
     def sync(self) -> None:
-        pass  # torch.optim holds its own state
+        """Bring `optimizer` up to date before its state_dict is read: it is already."""
+
+
+# One optimizer update: `step(x, y, out)` returns the logits before it (written to `out` if
+# given), `step.updates` counts them, `step.sync()` readies `step.optimizer` for a checkpoint.
+Step = AutogradStep | FastTrainingStep
 
 
 def make_step(
@@ -362,6 +352,24 @@ class Reporter:
         return self.callbacks.on_progress(first, values, val_values)
 
 
+def build(
+    config: TrainConfig, device: torch.device, resume: dict[str, Any] | None
+) -> tuple[nn.Sequential, torch.optim.Optimizer, torch.Generator, int]:
+    """The network, its optimizer and the shuffling generator, seeded, or as the checkpoint
+    `resume` left them; and the epoch to start from."""
+    torch.manual_seed(config.seed)
+    model = build_network(config.network).to(device)
+    optimizer = make_optimizer(config, model.parameters())
+    shuffle = torch.Generator().manual_seed(config.seed + 1)
+    if resume is None:
+        return model, optimizer, shuffle, 0
+    model.load_state_dict(resume["model"])
+    optimizer.load_state_dict(resume["optimizer"])
+    shuffle.set_state(resume["rng"]["shuffle"])
+    torch.set_rng_state(resume["rng"]["torch"])
+    return model, optimizer, shuffle, int(resume["epoch"])
+
+
 def train(
     config: TrainConfig,
     points: NDArray[np.float64],
@@ -379,17 +387,7 @@ def train(
     update), so a stop takes effect within about a second however long an epoch takes; an
     epoch stopped half way is not counted.
     """
-    torch.manual_seed(config.seed)
-    model = build_network(config.network).to(device)
-    optimizer = make_optimizer(config, model.parameters())
-    shuffle = torch.Generator().manual_seed(config.seed + 1)
-    start = 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        shuffle.set_state(resume["rng"]["shuffle"])
-        torch.set_rng_state(resume["rng"]["torch"])
-        start = int(resume["epoch"])
+    model, optimizer, shuffle, start = build(config, device, resume)
     stop = stop_check(should_stop)
     step = make_step(config, model, optimizer, fast=fast, stop=stop)
     data = torch.as_tensor(points, dtype=torch.float32)

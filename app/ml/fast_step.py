@@ -282,27 +282,20 @@ class FlatOptimizer:
         self._next_count += 1
         return count
 
-    def _keeps(self) -> tuple[bool, bool]:
-        """Whether torch.optim keeps (the first, the second) buffer for this optimizer."""
-        first = self.kind == Optimizer.ADAM or self.momentum > 0
-        return first, self.kind != Optimizer.SGD
-
     def export_to(self, optimizer: torch.optim.Optimizer) -> None:
         """Put this state into `optimizer`, so its `state_dict()` is what torch would write."""
         optimizer.state.clear()
         if self.steps == 0:
             return
         first_name, second_name = STATE_NAMES[self.kind]
-        keeps_first, keeps_second = self._keeps()
         for parameter, first, second in zip(
             self.fast.parameters, self.exp_avgs, self.exp_avg_sqs, strict=True
         ):
-            state: dict[str, Tensor] = {}
-            if self.kind != Optimizer.SGD:  # SGD keeps no step count
-                state["step"] = torch.tensor(float(self.steps))
-            if keeps_first:
+            # SGD keeps neither a step count nor, without momentum, any buffer.
+            state = {"step": torch.tensor(float(self.steps))} if second_name else {}
+            if self.kind == Optimizer.ADAM or self.momentum > 0:
                 state[first_name] = first
-            if keeps_second and second_name is not None:
+            if second_name is not None:
                 state[second_name] = second
             if state:
                 optimizer.state[parameter] = state

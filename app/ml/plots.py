@@ -47,24 +47,42 @@ def _legend_below(figure: Figure, axes: Axes, columns: int) -> None:
     figure.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=8)
 
 
-def render_points_png(points: Points, title: str, *, dpi: int = 100) -> bytes:
-    """The tutorial's scatter of a dataset: label 0 red, label 1 blue, axes labelled."""
-    figure = Figure(figsize=TUTORIAL_PICTURE.figsize(), layout="constrained")
+def _scatter_by_label(
+    xy: NDArray[np.float64],
+    labels: NDArray[np.float64],
+    title: str,
+    size: PictureSize,
+    *,
+    dot: float,
+    legend: str,
+    fontsize: float | None = None,
+) -> Figure:
+    """The tutorial's scatter: label 0 red, label 1 blue (`legend` names them, with {label}
+    and {count}), axes labelled, the legend below."""
+    figure = Figure(figsize=size.figsize(), layout="constrained")
     axes = figure.add_subplot()
     for label, colour in enumerate(LABEL_COLOURS):
-        chosen = points[points[:, 2] == label]
+        chosen = xy[labels == label]
         axes.scatter(
             chosen[:, 0],
             chosen[:, 1],
             c=colour,
             marker=LABEL_MARKERS[label],
-            s=12,
-            label=f"label {label} ({len(chosen)})",
+            s=dot,
+            label=legend.format(label=label, count=len(chosen)),
         )
     axes.set_xlabel("x")
     axes.set_ylabel("y")
-    axes.set_title(title)
+    axes.set_title(title, fontsize=fontsize)
     _legend_below(figure, axes, 2)
+    return figure
+
+
+def render_points_png(points: Points, title: str, *, dpi: int = 100) -> bytes:
+    """The tutorial's scatter of a dataset."""
+    figure = _scatter_by_label(
+        points, points[:, 2], title, TUTORIAL_PICTURE, dot=12, legend="label {label} ({count})"
+    )
     return _png(figure, dpi)
 
 
@@ -187,23 +205,9 @@ def tutorial_boundary_figure(
     size: PictureSize = TUTORIAL_PICTURE,
 ) -> Figure:
     """The tutorial's picture: random points in [0, 1]² coloured by predicted class."""
-    figure = Figure(figsize=size.figsize(), layout="constrained")
-    axes = figure.add_subplot()
-    for label, colour in enumerate(LABEL_COLOURS):
-        chosen = xy[predicted == label]
-        axes.scatter(
-            chosen[:, 0],
-            chosen[:, 1],
-            c=colour,
-            marker=LABEL_MARKERS[label],
-            s=8,
-            label=f"predicted label {label}",
-        )
-    axes.set_xlabel("x")
-    axes.set_ylabel("y")
-    axes.set_title(title, fontsize=10)
-    _legend_below(figure, axes, 2)
-    return figure
+    return _scatter_by_label(
+        xy, predicted, title, size, dot=8, legend="predicted label {label}", fontsize=10
+    )
 
 
 def render_loss_png(

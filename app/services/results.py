@@ -30,7 +30,7 @@ from app.ml.plots import (
     render_model_tutorial_png,
 )
 from app.models import Run, RunHistory
-from app.schemas.results import HistoryPublic, RunEventPublic
+from app.schemas.results import HistoryPublic, PredictPublic, RunEventPublic
 from app.services.datasets import dataset_name, dataset_points
 from app.services.runs import (
     LossRow,
@@ -139,13 +139,6 @@ def load_model(caches: ResultCaches, store: Path, ref: CheckpointRef) -> Trained
     return caches.models.get_or_create((ref.run_id, ref.epoch, ref.sha256), load)
 
 
-@dataclass(frozen=True)
-class Prediction:
-    epoch: int
-    probabilities: list[float]
-    labels: list[int]
-
-
 def predict(
     session: Session,
     caches: ResultCaches,
@@ -153,7 +146,8 @@ def predict(
     run_id: int,
     xy: NDArray[np.float64],
     epoch: int | None,
-) -> Prediction:
+) -> PredictPublic:
+    """The service refuses points whose output is not a number: JSON has no NaN."""
     ref = find_checkpoint(session, run_id, epoch)
     model = load_model(caches, store, ref)
     probabilities = predict_probabilities(model.module, xy)
@@ -164,7 +158,12 @@ def predict(
             f"points[{bad[0]}] = [{x:g}, {y:g}]: the network's output there is not a number "
             "(its float32 arithmetic overflows this far out); use coordinates nearer the data"
         )
-    return Prediction(ref.epoch, probabilities.tolist(), (probabilities > 0.5).astype(int).tolist())
+    return PredictPublic(
+        run_id=run_id,
+        epoch=ref.epoch,
+        probabilities=probabilities.tolist(),
+        labels=(probabilities > 0.5).astype(int).tolist(),
+    )
 
 
 def _loss_row(session: Session, run_id: int, epoch: int) -> LossRow | None:

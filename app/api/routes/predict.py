@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CachesDep, SessionDep, SettingsDep
@@ -59,16 +58,6 @@ def predict(
     session: SessionDep,
     settings: SettingsDep,
     caches: CachesDep,
-) -> Response:
+) -> PredictPublic:
     """P(label 1) and the label for each point, from the run's latest checkpoint (or `epoch`)."""
-    result = service.predict(
-        session, caches, settings.models_store, body.run_id, body.xy, body.epoch
-    )
-    payload = {
-        "run_id": body.run_id,
-        "epoch": result.epoch,
-        "probabilities": result.probabilities,
-        "labels": result.labels,
-    }
-    # allow_nan=False: JSON has no NaN; the service refuses the points that would give one.
-    return Response(json.dumps(payload, allow_nan=False), media_type="application/json")
+    return service.predict(session, caches, settings.models_store, body.run_id, body.xy, body.epoch)
