@@ -96,6 +96,13 @@ class LiveServer:
         os.killpg(self.process.pid, signal.SIGTERM)
         return self.process.wait(timeout)
 
+    def __enter__(self) -> LiveServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

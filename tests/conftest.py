@@ -33,12 +33,8 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path)
-    server.start()
-    try:
+    with LiveServer(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

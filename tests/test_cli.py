@@ -116,3 +116,17 @@ def test_pictures_go_to_the_current_folder_under_the_readmes_names(tmp_path: Pat
         # Run from the repository root, they are git-ignored.
         ignored = subprocess.run(["git", "check-ignore", "-q", name], cwd=PROJECT_ROOT, check=False)
         assert ignored.returncode == 0, f"{name} is not git-ignored"
+
+
+def test_the_cli_and_the_ml_core_import_no_web_database_or_service_code() -> None:
+    # app/ml/ is usable from a script, and the CLI is such a script.
+    code = (
+        "import sys, app.cli; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'sqlalchemy') "
+        "or m.startswith(('app.services', 'app.api', 'app.models', 'app.core'))); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

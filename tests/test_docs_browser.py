@@ -33,12 +33,8 @@ def chromium_or_skip() -> str:
 
 @pytest.fixture(scope="module")
 def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("docs"))
-    server.start()
-    try:
+    with LiveServer(tmp_path_factory.mktemp("docs")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,8 @@ from tests.images import decode_png
 
 @pytest.fixture(scope="module")
 def small_limit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("small"), PC_MAX_UPLOAD_BYTES="65536")
-    server.start()
-    try:
+    with LiveServer(tmp_path_factory.mktemp("small"), PC_MAX_UPLOAD_BYTES="65536") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_upload_fetch_back_and_picture_over_http(live_server: LiveServer) -> None:

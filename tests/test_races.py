@@ -17,12 +17,8 @@ PAIRS = 25
 @pytest.fixture(scope="module")
 def race_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # No workers: the runs stay queued, so every race is between the two requests alone.
-    server = LiveServer(tmp_path_factory.mktemp("races"), PC_RUNNER_ENABLED="false")
-    server.start()
-    try:
+    with LiveServer(tmp_path_factory.mktemp("races"), PC_RUNNER_ENABLED="false") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def race(

@@ -21,14 +21,10 @@ KEY = "fuzz-key"
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # No runner: fuzzed runs stay queued instead of training random networks for minutes.
-    server = LiveServer(
+    with LiveServer(
         tmp_path_factory.mktemp("schema-fuzz"), PC_RUNNER_ENABLED="false", PC_API_KEY=KEY
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_schemathesis_finds_no_failure(fuzz_server: LiveServer, tmp_path: Path) -> None:

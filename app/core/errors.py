@@ -47,10 +47,6 @@ class InvalidInput(ServiceError):
     status_code = 422
 
 
-class PayloadTooLarge(ServiceError):
-    status_code = 413
-
-
 class DatabaseUnusable(RuntimeError):
     """The database named by PC_DATABASE_URL cannot be opened or written at start-up."""
 

@@ -116,12 +116,9 @@ class RunNumbers:
     validation: NDArray[np.bool_]  # True for each held-out point
 
 
-def _numbers_line(
-    numbers: RunNumbers | None, points: Points, model: TrainedModel, accuracy: float
-) -> str:
-    n = len(points)
+def _numbers_line(numbers: RunNumbers | None, n: int, loss: float, accuracy: float) -> str:
+    """The run's own losses at the checkpoint where it has them, else `loss` on all points."""
     if numbers is None:
-        loss, _ = evaluate(model.module, torch.as_tensor(points, dtype=torch.float32))
         return f"loss {loss:.4g} on all {n} points, accuracy {accuracy:.1%}"
     held_out = int(numbers.validation.sum())
     line = f"training loss {numbers.loss:.4g} ({n - held_out} points, log's epoch {numbers.loss_epoch})"
@@ -274,8 +271,8 @@ def model_boundary_figure(
     (which split it is on), or, without `numbers`, the loss on all the points."""
     grid = probability_grid(model.module, padded_bounds(points))
     probabilities = predict_probabilities(model.module, points[:, :2])
-    accuracy = int(np.sum((probabilities > 0.5) == (points[:, 2] == 1))) / len(points)
-    title = f"{name}, epoch {model.epoch}\n{_numbers_line(numbers, points, model, accuracy)}"
+    loss, accuracy = evaluate(model.module, torch.as_tensor(points, dtype=torch.float32))
+    title = f"{name}, epoch {model.epoch}\n{_numbers_line(numbers, len(points), loss, accuracy)}"
     validation = numbers.validation if numbers is not None else None
     return boundary_figure(grid, points, probabilities, title, size, validation)
 
