@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.auth import require_api_key
 from app.api.body_limit import BodySizeLimitMiddleware
@@ -21,11 +23,12 @@ from app.api.routes import architectures, datasets, health, predict, results, ru
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory, session_scope
 from app.core.errors import DatabaseUnusable, install_error_handlers
-from app.core.migrate import ensure_sqlite_folder, upgrade_to_head
-from app.jobs.runner import EmbeddedRunner
+from app.core.migrate import ensure_sqlite_folder, migration_lock, upgrade_to_head
+from app.jobs.runner import EmbeddedRunner, Runner
 from app.services.datasets import register_builtin_datasets
 from app.services.results import ResultCaches
 from app.services.storage import sweep_models_store
+from app.vocabulary import RunnerKind
 
 DESCRIPTION = """
 Train small PyTorch classifiers on labelled 2D points, in the background, and see what they
@@ -52,6 +55,26 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def prepare_database(
+    settings: Settings, engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    """Migrate to the newest schema and register the built-in datasets, one process at a time
+    (at every start, and as `python -m app migrate`)."""
+    ensure_sqlite_folder(settings.database_url)
+    with migration_lock(engine):
+        upgrade_to_head(engine)
+        with session_scope(session_factory) as session:
+            register_builtin_datasets(session, settings.builtin_data_dir, settings.max_points)
+
+
+def make_runner(settings: Settings, session_factory: sessionmaker[Session]) -> Runner:
+    if settings.runner == RunnerKind.CELERY:
+        from app.jobs.celery_runner import CeleryRunner  # Celery only where it is asked for
+
+        return CeleryRunner(settings, session_factory)
+    return EmbeddedRunner(settings, session_factory)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -62,10 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
         session_factory = make_session_factory(engine)
         try:
-            ensure_sqlite_folder(settings.database_url)
-            upgrade_to_head(engine)
-            with session_scope(session_factory) as session:
-                register_builtin_datasets(session, settings.builtin_data_dir, settings.max_points)
+            prepare_database(settings, engine, session_factory)
         except (OperationalError, OSError) as exc:
             engine.dispose()
             reason = getattr(exc, "orig", None) or exc
@@ -77,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.models_store.mkdir(parents=True, exist_ok=True)
         app.state.engine = engine
         app.state.session_factory = session_factory
-        runner = EmbeddedRunner(settings, session_factory) if settings.runner_enabled else None
+        runner = make_runner(settings, session_factory) if settings.runner_enabled else None
         if runner is not None:
             runner.recover()  # orphaned runs go back to the queue before the sweep below
         with session_scope(session_factory) as session:

@@ -79,6 +79,20 @@ class StopReason(StrEnum):
     RELEASED = "released"  # the worker is shutting down: the run goes back to the queue
 
 
+class RunnerKind(StrEnum):
+    """What trains the queued runs (PC_RUNNER)."""
+
+    EMBEDDED = "embedded"  # worker processes the API process starts, on its machine
+    CELERY = "celery"  # `python -m app worker` processes, on any machine, through a broker
+
+
+class Queue(StrEnum):
+    """The Celery queues: a run goes to the one its device names (`auto`: PC_DEFAULT_QUEUE)."""
+
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
 def sql_values(enum: type[StrEnum]) -> str:
     """The enum's values as an SQL list, for a check constraint: `('a', 'b')`."""
     return "(" + ", ".join(f"'{member.value}'" for member in enum) + ")"

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.core.config import PROJECT_ROOT
-from bench import service, training
+from bench import celery_runner, service, training
 from bench.context import BenchContext
 from bench.report import Figure, print_table, write_json
 from scripts.live_server import LiveServer
 
-SECTIONS = ["training", *service.SECTIONS]
+SECTIONS = ["training", *service.SECTIONS, "celery"]
 
 
 def main() -> None:
@@ -63,7 +63,8 @@ def main() -> None:
 
     if "training" in chosen:
         run_section("training", lambda: training.measure(ctx))
-    served = [name for name in service.SECTIONS if name in chosen]
+    served = [name for name in [*service.SECTIONS, "celery"] if name in chosen]
+    measures = {**service.SECTIONS, "celery": celery_runner.celery}
     if served:
         with tempfile.TemporaryDirectory(prefix="pc-bench-") as folder:
             server = LiveServer(Path(folder))
@@ -72,7 +73,7 @@ def main() -> None:
                 server.wait_for_workers()  # a user's first run pays their start-up; not timed
                 under_test = service.Service(server, ctx)
                 for name in served:
-                    run_section(name, functools.partial(service.SECTIONS[name], under_test))
+                    run_section(name, functools.partial(measures[name], under_test))
             finally:
                 server.stop()
     print()

@@ -11,14 +11,28 @@ from fastapi.testclient import TestClient
 from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
 from scripts.live_server import LiveServer
+from tests.services_needed import database
 
 TUTORIAL_DATA = PROJECT_ROOT.parent / "shared" / "tutorial-data"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database_url(tmp_path: Path) -> str:
+    """SQLite by default; modules that hold the database-touching behaviour override this with
+    `both_databases`, so they run against PostgreSQL too."""
+    return f"sqlite:///{tmp_path / 'pc.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def both_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'pc.sqlite3'}",
+        database_url=database_url,
         models_store=tmp_path / "models_store",
         builtin_data_dir=PROJECT_ROOT / "data",
         runner_enabled=False,

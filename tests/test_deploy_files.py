@@ -69,3 +69,26 @@ def test_the_runtime_lock_pins_every_package_the_service_needs() -> None:
             if needed.marker is None or any(needed.marker.evaluate({"extra": e}) for e in extras):
                 todo.append(needed)
     assert {"uvicorn", "torch"} <= seen
+
+
+def test_the_scale_profile_shares_one_database_broker_and_store_and_migrates_first() -> None:
+    services = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
+    scaled = {name: s for name, s in services.items() if "scale" in s.get("profiles", [])}
+    assert set(scaled) == {"postgres", "redis", "migrate", "api-1", "api-2", "worker"}
+    assert services["migrate"]["command"] == ["python", "-m", "app", "migrate"]
+    assert services["worker"]["command"][:4] == ["python", "-m", "app", "worker"]
+    for name in ("migrate", "api-1", "api-2", "worker"):
+        env = services[name]["environment"]
+        assert env["PC_RUNNER"] == "celery", name
+        assert env["PC_DATABASE_URL"].startswith("postgresql+psycopg://"), name
+        assert env["PC_BROKER_URL"].startswith("redis://redis:"), name
+        assert "models:/app/models_store" in services[name]["volumes"], name
+    for name in ("api-1", "api-2", "worker"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert services["worker"]["deploy"]["replicas"] >= 2
+    assert {services[name]["ports"][0] for name in ("api-1", "api-2")} == {
+        "127.0.0.1:8001:8000",
+        "127.0.0.1:8002:8000",
+    }

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app.core.config import Settings
 from app.core.db import end_session, has_writes
 from app.services.results import ResultCaches
+from app.services.runs import Publish
 
 
 async def get_session(request: Request) -> AsyncGenerator[Session, None]:
@@ -47,6 +48,13 @@ async def get_result_caches(request: Request) -> ResultCaches:
     return caches
 
 
+async def get_publish(request: Request) -> Publish | None:
+    """How a queued run wakes a worker up: the runner's, or none (no runner here)."""
+    runner = request.app.state.runner
+    return None if runner is None else runner.submit
+
+
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 CachesDep = Annotated[ResultCaches, Depends(get_result_caches)]
+PublishDep = Annotated[Publish | None, Depends(get_publish)]

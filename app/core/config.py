@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.vocabulary import REPORT_INTERVAL_S, SQLITE_BUSY_TIMEOUT_MS
+from app.vocabulary import REPORT_INTERVAL_S, SQLITE_BUSY_TIMEOUT_MS, Queue, RunnerKind
 
 # The repository root: built-in data and the default storage live beside the code, so the
 # service starts the same whatever the current directory is.
@@ -47,6 +47,27 @@ class Settings(BaseSettings):
     # the first, the last and a spread between), and fails, naming this limit, if that is not
     # enough.
     max_store_bytes: int = Field(default=10 * 1024**3, gt=0)
+    # What trains the queued runs: "embedded" (worker processes this server starts) or "celery"
+    # (`python -m app worker` processes on any machine, woken through PC_BROKER_URL; the API
+    # then starts none). Every API process and worker must share PC_DATABASE_URL and
+    # PC_MODELS_STORE.
+    runner: RunnerKind = RunnerKind.EMBEDDED
+    # The Celery broker (PC_RUNNER=celery): Redis. It only wakes workers up; the database is
+    # the truth, so a broker that restarts empty loses nothing.
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    # The queue of runs whose device is "auto": "cpu" or "cuda". Runs that name a device go to
+    # its queue; a worker started with `--queues cuda` takes GPU runs only.
+    default_queue: Queue = Queue.CPU
+    # How often the reconciler (in each API process, PC_RUNNER=celery) re-queues runs whose
+    # heartbeat stopped and re-publishes runs whose wake-up message may have been lost.
+    reconcile_interval_s: float = Field(default=5.0, gt=0)
+    # A run still queued this long after its message was published is published again (a
+    # duplicate is harmless: only one delivery can claim the run).
+    republish_after_s: float = Field(default=60.0, gt=0)
+    # Set by `python -m app worker` for its processes: torch threads each (0: one), and the
+    # queues they take runs from, comma-separated.
+    worker_threads: int = Field(default=0, ge=0)
+    worker_queues: str = ""
     # How many times an orphaned run is re-queued before it is marked failed.
     max_restarts: int = Field(default=3, ge=0)
     # When set, every request that changes something needs `Authorization: Bearer <key>`.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine, make_url, text
 
 from alembic import command
 from app.core.config import PROJECT_ROOT
@@ -27,6 +29,27 @@ def ensure_sqlite_folder(database_url: str) -> None:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+
+
+# Any number: the key of the PostgreSQL advisory lock that migrating processes take in turn.
+MIGRATION_LOCK_KEY = 7_301_922
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """One process at a time migrates and registers the built-in data: several API replicas
+    may start at once on one PostgreSQL database. (SQLite's own write lock does it there.)"""
+    if engine.url.get_backend_name() != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
 
 
 def upgrade_to_head(engine: Engine) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import time
 from multiprocessing.synchronize import Event as EventType
 
@@ -14,15 +13,13 @@ from uvicorn.logging import DefaultFormatter
 
 from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory
+from app.jobs.presence import Presence, make_worker_id
 from app.jobs.task import TaskContext, execute_run, write
 from app.ml.engine import warm_up
 from app.services.run_lifecycle import claim_next_run
+from app.vocabulary import RunnerKind
 
 log = logging.getLogger(__name__)
-
-
-def make_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class _StopFlag:
@@ -78,14 +75,26 @@ def worker_main(settings: Settings, parent_pid: int, threads: int, ready: EventT
         should_release=stop.is_set,
         on_report=exit_if_orphaned,
     )
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    presence = Presence(
+        factory,
+        worker_id,
+        settings.heartbeat_interval_s,
+        runner=RunnerKind.EMBEDDED,
+        queues=[],
+        device=device,
+    )
     try:
-        while not stop.is_set():
-            exit_if_orphaned()
-            run_id = write(ctx, lambda session: claim_next_run(session, worker_id))
-            if run_id is None:
-                time.sleep(settings.poll_interval_s)
-                continue
-            log.info("worker %s training run %s", worker_id, run_id)
-            execute_run(run_id, ctx)
+        with presence:
+            while not stop.is_set():
+                exit_if_orphaned()
+                run_id = write(ctx, lambda session: claim_next_run(session, worker_id))
+                if run_id is None:
+                    time.sleep(settings.poll_interval_s)
+                    continue
+                log.info("worker %s training run %s", worker_id, run_id)
+                presence.run_id = run_id
+                execute_run(run_id, ctx)
+                presence.run_id = None
     finally:
         engine.dispose()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
+
+from app.vocabulary import RunnerKind
 
 
 class CudaPublic(BaseModel):
@@ -16,6 +20,23 @@ class WorkersPublic(BaseModel):
     ready: int = Field(description="alive and warmed up: a queued run starts within a poll")
 
 
+class WorkerPublic(BaseModel):
+    id: str = Field(description="host:pid, as a running run's worker is recorded")
+    runner: RunnerKind
+    host: str
+    pid: int
+    queues: list[str] = Field(description="the Celery queues it takes runs from")
+    device: str = Field(description="where it trains: cpu, or its GPU")
+    run_id: int | None = Field(description="the run it trains now")
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+class WorkersList(BaseModel):
+    data: list[WorkerPublic]
+    count: int
+
+
 class HealthPublic(BaseModel):
     status: str = Field(
         description="'ok', or 'degraded' when the database is unreachable or takes no writes"
@@ -27,6 +48,10 @@ class HealthPublic(BaseModel):
     database_revision: str | None
     cuda: CudaPublic
     queue: dict[str, int] = Field(default_factory=dict, description="runs per status")
+    runner: RunnerKind = Field(description="what trains queued runs (PC_RUNNER)")
     workers: WorkersPublic | None = Field(
         default=None, description="this server's embedded workers; null when it runs none"
+    )
+    live_workers: int = Field(
+        default=0, description="worker processes that beat within PC_HEARTBEAT_TIMEOUT_S"
     )

@@ -10,19 +10,27 @@ from app.core.migrate import current_revision
 from app.ml.devices import cuda_device_names
 from app.schemas.health import CudaPublic, HealthPublic, WorkersPublic
 from app.services.runs import queue_depth
+from app.services.workers import count_live_workers
+from app.vocabulary import RunnerKind
 
 
 def check_health(
-    engine: Engine, session_factory: sessionmaker[Session], workers: WorkersPublic | None
+    engine: Engine,
+    session_factory: sessionmaker[Session],
+    runner: RunnerKind,
+    workers: WorkersPublic | None,
+    heartbeat_timeout_s: float,
 ) -> HealthPublic:
     database, revision = "ok", None
     queue: dict[str, int] = {}
+    live = 0
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         revision = current_revision(engine)
         with session_factory() as session:
             queue = queue_depth(session)
+            live = count_live_workers(session, heartbeat_timeout_s)
     except Exception as exc:
         database = f"unreachable: {type(exc).__name__}"
     blocked = writes_blocked(engine) if database == "ok" else None
@@ -34,5 +42,7 @@ def check_health(
         database_revision=revision,
         cuda=CudaPublic(available=bool(names), device_count=len(names), devices=names),
         queue=queue,
+        runner=runner,
         workers=workers,
+        live_workers=live,
     )

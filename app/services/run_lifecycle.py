@@ -44,19 +44,13 @@ def _owned(run_id: int, worker_id: str) -> Any:
     return (Run.id == run_id) & (Run.worker_id == worker_id) & (Run.status == RunStatus.RUNNING)
 
 
-def claim_next_run(session: Session, worker_id: str) -> int | None:
-    """Atomically take the oldest queued run; two workers never get the same one."""
+def _claim(session: Session, run_id: Any, worker_id: str) -> int | None:
+    """Take the run if it is still queued, in one guarded UPDATE: of two workers (or two
+    deliveries of one message) at most one gets it."""
     now = utcnow()
-    oldest = (
-        select(Run.id)
-        .where(Run.status == RunStatus.QUEUED)
-        .order_by(Run.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    claimed = session.execute(
+    return session.execute(
         update(Run)
-        .where(Run.id == oldest, Run.status == RunStatus.QUEUED)
+        .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
         .values(
             status=RunStatus.RUNNING,
             worker_id=worker_id,
@@ -66,7 +60,46 @@ def claim_next_run(session: Session, worker_id: str) -> int | None:
         .returning(Run.id)
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
-    return claimed
+
+
+def claim_next_run(session: Session, worker_id: str) -> int | None:
+    """Take the oldest queued run (the embedded runner's workers poll with this). On
+    PostgreSQL, a run another claimer has locked is skipped, not waited for and lost."""
+    oldest = (
+        select(Run.id)
+        .where(Run.status == RunStatus.QUEUED)
+        .order_by(Run.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return _claim(session, oldest, worker_id)
+
+
+def claim_run(session: Session, run_id: int, worker_id: str) -> bool:
+    """Take this run if it is still queued (a Celery task names its run)."""
+    return _claim(session, run_id, worker_id) is not None
+
+
+def queued_runs(session: Session, published_before: datetime) -> list[tuple[int, str]]:
+    """(id, device) of queued runs whose wake-up message was last published before then."""
+    rows = session.execute(
+        select(Run.id, Run.device)
+        .where(Run.status == RunStatus.QUEUED)
+        .where((Run.published_at.is_(None)) | (Run.published_at < published_before))
+        .order_by(Run.id)
+    ).all()
+    return [(row.id, row.device) for row in rows]
+
+
+def mark_published(session: Session, run_ids: list[int]) -> None:
+    if run_ids:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(run_ids))
+            .values(published_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 def prepare_job(session: Session, run_id: int, worker_id: str) -> TrainingJob | None:
@@ -235,7 +268,10 @@ def recover_orphaned_runs(
 ) -> list[int]:
     """Re-queue running runs whose worker is gone, or fail them after too many restarts."""
     recovered = []
-    for run in session.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
+    # Row locks where the database has them (PostgreSQL), skipping rows another reconciler
+    # holds: several API processes may recover at once, and each run is recovered once.
+    running = select(Run).where(Run.status == RunStatus.RUNNING).with_for_update(skip_locked=True)
+    for run in session.scalars(running):
         if not is_orphaned(run.worker_id, run.heartbeat_at):
             continue
         recovered.append(run.id)
@@ -255,6 +291,7 @@ def recover_orphaned_runs(
         else:
             run.status = RunStatus.QUEUED
             run.restarts += 1
+            run.published_at = None  # to be published again at once (PC_RUNNER=celery)
         run.worker_id = None
     session.flush()
     return recovered

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy import delete, func, select
@@ -88,7 +88,21 @@ def check_store_room(
     )
 
 
-def create_run(session: Session, request: AnyRunCreate, max_store_bytes: int) -> RunPublic:
+# Wakes a worker up for a queued run (id, device) once its row has committed.
+Publish = Callable[[int, str], None]
+
+
+def _publish_after_commit(session: Session, run: Run, publish: Publish | None) -> None:
+    if publish is None:
+        return
+    run.published_at = utcnow()
+    run_id, device = run.id, run.device
+    after_commit(session, lambda: publish(run_id, device))
+
+
+def create_run(
+    session: Session, request: AnyRunCreate, max_store_bytes: int, publish: Publish | None = None
+) -> RunPublic:
     try:
         dataset_id = get_dataset_id(session, request.dataset)
     except NotFound as exc:
@@ -131,6 +145,7 @@ def create_run(session: Session, request: AnyRunCreate, max_store_bytes: int) ->
     except IntegrityError:
         # DELETE /datasets won the race: the dataset went between the lookup and the insert.
         raise NotFound(f"dataset: {request.dataset!r} was deleted meanwhile") from None
+    _publish_after_commit(session, run, publish)
     return _public(run, dataset_name(session, dataset_id))
 
 
@@ -213,7 +228,9 @@ def last_losses(session: Session, run_id: int, at_most: int | None = None) -> Lo
     return None if row is None else (row.epoch, row.loss, row.val_loss)
 
 
-def resume_run(session: Session, run_id: int, epochs: int) -> RunPublic:
+def resume_run(
+    session: Session, run_id: int, epochs: int, publish: Publish | None = None
+) -> RunPublic:
     """Queue an ended run to continue from its last checkpoint for `epochs` more; a run that
     ended before its first checkpoint (cancelled while queued) starts from the beginning."""
     run = find_run(session, run_id)
@@ -230,6 +247,7 @@ def resume_run(session: Session, run_id: int, epochs: int) -> RunPublic:
     run.accuracy = None
     run.finished_at = None
     _flush_or_gone(session, run_id)
+    _publish_after_commit(session, run, publish)
     return _public(run, dataset_name(session, run.dataset_id))
 
 

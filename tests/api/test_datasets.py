@@ -13,6 +13,12 @@ from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
 from tests.images import decode_png, has_label_colours, rgb_colours
 
+
+@pytest.fixture
+def database_url(both_databases: str) -> str:
+    return both_databases  # these run on SQLite and on PostgreSQL
+
+
 GOOD_ROWS = "1.0e-01,2.0e-01,0.0e+00\n3.0e-01,4.0e-01,1.0e+00\n5.0e-01,6.0e-01,1.0e+00\n"
 
 

@@ -9,6 +9,12 @@ from fastapi.testclient import TestClient
 
 from app.ml.engine import split_indices
 
+
+@pytest.fixture
+def database_url(both_databases: str) -> str:
+    return both_databases  # these run on SQLite and on PostgreSQL
+
+
 SHORT = {"architecture": "simple", "epochs": 10}
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlalchemy import inspect, text
 
 from alembic import command
+from app.core.config import PROJECT_ROOT
 from app.core.db import make_engine
 from app.core.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
+from tests.services_needed import fresh_postgres_database
 
 
 def tables(url: str) -> set[str]:
@@ -19,11 +24,11 @@ def tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_upgrade_downgrade_upgrade_on_an_empty_file(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+def test_upgrade_downgrade_upgrade_on_an_empty_database(both_databases: str) -> None:
+    url = both_databases
     config = alembic_config(url)
     command.upgrade(config, "head")
-    assert tables(url) == {"datasets", "runs", "run_history", "checkpoints"}
+    assert tables(url) == {"datasets", "runs", "run_history", "checkpoints", "workers"}
     command.downgrade(config, "base")
     assert tables(url) == set()
     command.upgrade(config, "head")
@@ -52,13 +57,13 @@ def test_sqlite_is_set_up_for_several_processes(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_migrations_match_the_models(tmp_path: Path) -> None:
+def test_migrations_match_the_models(both_databases: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
     from app.models import Base
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    engine = make_engine(both_databases)
     try:
         upgrade_to_head(engine)
         with engine.connect() as connection:
@@ -88,3 +93,31 @@ def test_an_old_database_is_upgraded_keeping_its_data(tmp_path: Path) -> None:
             assert connection.execute(text("SELECT count(*) FROM runs")).scalar() == 0
     finally:
         engine.dispose()
+
+
+def test_replicas_migrating_one_postgres_database_at_once_do_not_race(tmp_path: Path) -> None:
+    # Several API replicas (or `python -m app migrate` runs) starting together: the advisory
+    # lock lets one migrate and register the built-ins while the others wait, then find it done.
+    with fresh_postgres_database() as url:
+        env = {**os.environ, "PC_DATABASE_URL": url, "PC_MODELS_STORE": str(tmp_path)}
+        migrations = [
+            subprocess.Popen(
+                [sys.executable, "-m", "app", "migrate"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        outputs = [process.communicate(timeout=120)[0] for process in migrations]
+        assert [process.returncode for process in migrations] == [0, 0, 0], outputs
+        engine = make_engine(url)
+        try:
+            assert current_revision(engine) == head_revision()
+            with engine.connect() as connection:
+                names = connection.execute(text("SELECT name FROM datasets ORDER BY id"))
+                assert [row[0] for row in names] == ["linear", "curve", "random"]
+        finally:
+            engine.dispose()

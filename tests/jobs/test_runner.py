@@ -42,8 +42,13 @@ def test_health_counts_workers_ready_once_they_have_warmed_up(runner_client: Tes
         return all_workers_ready(runner_client)
 
     assert wait_for(ready, 60) == {"configured": 2, "ready": 2}
-    # A worker that dies is no longer counted, and its replacement is once it is warm.
+    # Both runners' workers are in the workers table: GET /workers and the health count.
+    listed = wait_for(lambda: runner_client.get("/workers").json()["data"], 10)
+    assert [worker["runner"] for worker in listed] == ["embedded", "embedded"]
     runner = runner_client.app.state.runner  # type: ignore[attr-defined]
+    assert {worker["pid"] for worker in listed} == {p.pid for p in runner.processes}
+    assert runner_client.get("/health").json()["live_workers"] == 2
+    # A worker that dies is no longer counted, and its replacement is once it is warm.
     victim = runner.processes[0]
     os.kill(victim.pid, signal.SIGKILL)
     wait_for(lambda: runner_client.get("/health").json()["workers"]["ready"] < 2, 10, 0.02)

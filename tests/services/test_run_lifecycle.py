@@ -6,6 +6,7 @@ import multiprocessing
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -14,6 +15,11 @@ from app.core.db import make_engine, make_session_factory, session_scope
 from app.models import Run
 from app.models.base import utcnow
 from app.services.run_lifecycle import claim_next_run, recover_orphaned_runs
+
+
+@pytest.fixture
+def database_url(both_databases: str) -> str:
+    return both_databases  # these run on SQLite and on PostgreSQL
 
 
 def claim_all(database_url: str, worker_id: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

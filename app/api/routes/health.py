@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.schemas.health import HealthPublic, WorkersPublic
+from app.api.deps import SessionDep, SettingsDep
+from app.schemas.health import HealthPublic, WorkersList, WorkersPublic
 from app.services.health import check_health
+from app.services.workers import live_workers
+from app.vocabulary import RunnerKind
 
 router = APIRouter(tags=["health"])
 
@@ -15,8 +18,19 @@ def health(request: Request) -> HealthPublic:
     """Status, database reachability, CUDA availability and device count, queue depth."""
     state = request.app.state
     workers = None
-    if state.runner is not None:
+    if state.runner is not None and state.runner.kind == RunnerKind.EMBEDDED:
         workers = WorkersPublic(
             configured=state.settings.worker_count, ready=state.runner.ready_count()
         )
-    return check_health(state.engine, state.session_factory, workers)
+    runner = state.runner.kind if state.runner is not None else state.settings.runner
+    return check_health(
+        state.engine, state.session_factory, runner, workers, state.settings.heartbeat_timeout_s
+    )
+
+
+@router.get("/workers", summary="Live workers", response_model=WorkersList)
+def get_workers(session: SessionDep, settings: SettingsDep) -> WorkersList:
+    """The worker processes that beat within PC_HEARTBEAT_TIMEOUT_S, of either runner: where
+    each runs, its queues and device, and the run it trains now."""
+    workers = live_workers(session, settings.heartbeat_timeout_s)
+    return WorkersList(data=workers, count=len(workers))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import PublishDep, SessionDep, SettingsDep
 from app.api.responses import errors
 from app.schemas.runs import (
     DEVICE_ERROR,
@@ -50,11 +50,12 @@ def create_run(
     body: Annotated[RunCreate, Body(openapi_examples=RUN_EXAMPLES)],
     session: SessionDep,
     settings: SettingsDep,
+    publish: PublishDep,
     response: Response,
 ) -> RunPublic:
     """Queue a training run; it trains in the background. Defaults are the tutorial's: the
     first example is its network on `curve` (about 15 seconds here), ready to execute."""
-    run = service.create_run(session, body, settings.max_store_bytes)
+    run = service.create_run(session, body, settings.max_store_bytes, publish)
     response.headers["Location"] = f"/runs/{run.id}"
     return run
 
@@ -113,12 +114,13 @@ def resume_run(
     run_id: RunId,
     body: Annotated[RunResume, Body(openapi_examples=RESUME_EXAMPLES)],
     session: SessionDep,
+    publish: PublishDep,
     response: Response,
 ) -> RunPublic:
     """Continue an ended run from its last checkpoint for `epochs` more: a run cancelled at
     epoch 5000 and resumed with 5000 trains to 10000 (its new `epochs`); `requested_epochs`
     keeps what it was created with."""
-    run = service.resume_run(session, run_id, body.epochs)
+    run = service.resume_run(session, run_id, body.epochs, publish)
     response.headers["Location"] = f"/runs/{run.id}"
     return run
 

@@ -1,0 +1,146 @@
+"""The distributed runner's worker side: a Celery app whose one task trains a run by its id.
+
+`python -m app worker` (or `celery -A app.jobs.celery_app worker`) runs it. The broker only
+wakes workers up; the run's row is the truth. A task claims its run with the same guarded
+UPDATE as the embedded workers, so a message delivered twice trains the run once, and trains it
+through `execute_run`, as the embedded runner does: heartbeat, progress, loss batches,
+checkpoints, the cancel flag, all through the database.
+
+Celery's known traps, and what is done about each:
+- A worker lost mid-task: `task_acks_late` and `task_reject_on_worker_lost` put the message back,
+  but the redelivery finds the run `running` and does nothing; the API's reconciler re-queues
+  the run once its heartbeat stops, and it resumes from its last checkpoint elsewhere.
+- Prefetching: one message per worker process (`worker_prefetch_multiplier=1`), so a long run
+  never holds messages that idle workers could take.
+- Redis redelivers a message not acknowledged within its visibility timeout: set above the
+  longest run, and a redelivery would do nothing anyway.
+- No result backend: results live in our tables. Cancel is the database flag, never
+  `revoke(terminate=True)`, which would kill a run between a checkpoint and its row.
+- Forking: the worker's parent process never touches CUDA or the database; each child makes its
+  own engine, warms torch up and registers itself in the workers table.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from celery import Celery
+from celery.signals import worker_process_init, worker_process_shutdown
+
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine, make_session_factory
+from app.jobs.presence import Presence, make_worker_id
+from app.jobs.task import TaskContext, execute_run, write
+from app.ml.engine import warm_up
+from app.services.run_lifecycle import claim_run
+from app.vocabulary import Queue, RunnerKind
+
+log = logging.getLogger(__name__)
+
+TRAIN_TASK = "pc.train_run"
+# Longer than any run may take: Redis hands an unacknowledged message to another worker after
+# this long (harmless, the run cannot be claimed twice, but wasteful).
+VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
+
+
+def queue_for(device: str, default: Queue) -> Queue:
+    """The queue a run's device sends it to: cuda and cuda:N to cuda, cpu to cpu."""
+    if device == "cpu":
+        return Queue.CPU
+    if device.startswith("cuda"):
+        return Queue.CUDA
+    return default
+
+
+def make_celery(settings: Settings) -> Celery:
+    celery = Celery("point_classifier", broker=settings.broker_url, set_as_current=False)
+    celery.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        task_default_queue=settings.default_queue.value,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return celery
+
+
+app = make_celery(get_settings())
+celery = app  # `celery -A app.jobs.celery_app` finds either name
+
+
+class _Child:
+    """What one worker child process holds: its engine, its presence and its task context."""
+
+    def __init__(self, settings: Settings) -> None:
+        torch.set_num_threads(settings.worker_threads or 1)
+        torch.set_num_interop_threads(1)
+        warm_up()
+        self.engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
+        factory = make_session_factory(self.engine)
+        self.worker_id = make_worker_id()
+        queues = [queue for queue in settings.worker_queues.split(",") if queue]
+        self.presence = Presence(
+            factory,
+            self.worker_id,
+            settings.heartbeat_interval_s,
+            runner=RunnerKind.CELERY,
+            queues=queues or [settings.default_queue.value],
+            device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        ).__enter__()
+        self.ctx = TaskContext(
+            session_factory=factory,
+            models_store=settings.models_store,
+            worker_id=self.worker_id,
+            report_interval_s=settings.progress_interval_s,
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            write_patience_s=settings.write_patience_s,
+            max_store_bytes=settings.max_store_bytes,
+        )
+
+    def close(self) -> None:
+        self.presence.__exit__()
+        self.engine.dispose()
+
+
+_child: _Child | None = None
+
+
+@worker_process_init.connect
+def _start_child(**_: Any) -> None:
+    global _child
+    _child = _Child(get_settings())
+
+
+@worker_process_shutdown.connect
+def _stop_child(**_: Any) -> None:
+    if _child is not None:
+        _child.close()
+
+
+@app.task(name=TRAIN_TASK, acks_late=True, reject_on_worker_lost=True)
+def train_run(run_id: int) -> None:
+    """Train the run if it is still queued; a duplicate or late message does nothing."""
+    child = _child if _child is not None else _start_solo()
+    if not write(child.ctx, lambda session: claim_run(session, run_id, child.worker_id)):
+        log.info("run %s is not queued (taken, ended or deleted); nothing to do", run_id)
+        return
+    log.info("worker %s training run %s", child.worker_id, run_id)
+    child.presence.run_id = run_id
+    try:
+        execute_run(run_id, child.ctx)
+    finally:
+        child.presence.run_id = None
+
+
+def _start_solo() -> _Child:
+    """A worker with `--pool solo` runs tasks in its main process: no child to set up first."""
+    global _child
+    _child = _Child(get_settings())
+    return _child
