@@ -18,16 +18,28 @@ Celery's known traps, and what is done about each:
   `revoke(terminate=True)`, which would kill a run between a checkpoint and its row.
 - Forking: the worker's parent process never touches CUDA or the database; each child makes its
   own engine, warms torch up and registers itself in the workers table.
+- Warm shutdown (SIGTERM) waits for the tasks in hand, however long: instead, the parent marks
+  itself stopping (a flag file its pool processes look at every report), and the run in hand is
+  checkpointed and handed back to the queue, as the embedded workers do; the reconciler
+  publishes it again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory
@@ -75,10 +87,26 @@ app = make_celery(get_settings())
 celery = app  # `celery -A app.jobs.celery_app` finds either name
 
 
+def stopping_flag(main_pid: int) -> Path:
+    """The file that says the worker whose main process is `main_pid` is shutting down."""
+    return Path(tempfile.gettempdir()) / f"pc-celery-worker-{main_pid}.stopping"
+
+
+@worker_shutting_down.connect
+def _mark_stopping(**_: Any) -> None:
+    stopping_flag(os.getpid()).touch()
+
+
+@worker_shutdown.connect
+def _clear_stopping(**_: Any) -> None:
+    stopping_flag(os.getpid()).unlink(missing_ok=True)
+
+
 class _Child:
     """What one worker child process holds: its engine, its presence and its task context."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, main_pid: int) -> None:
+        flag = stopping_flag(main_pid)
         torch.set_num_threads(settings.worker_threads or 1)
         torch.set_num_interop_threads(1)
         warm_up()
@@ -102,6 +130,7 @@ class _Child:
             heartbeat_interval_s=settings.heartbeat_interval_s,
             write_patience_s=settings.write_patience_s,
             max_store_bytes=settings.max_store_bytes,
+            should_release=flag.exists,
         )
 
     def close(self) -> None:
@@ -115,7 +144,7 @@ _child: _Child | None = None
 @worker_process_init.connect
 def _start_child(**_: Any) -> None:
     global _child
-    _child = _Child(get_settings())
+    _child = _Child(get_settings(), main_pid=os.getppid())
 
 
 @worker_process_shutdown.connect
@@ -142,5 +171,5 @@ def train_run(run_id: int) -> None:
 def _start_solo() -> _Child:
     """A worker with `--pool solo` runs tasks in its main process: no child to set up first."""
     global _child
-    _child = _Child(get_settings())
+    _child = _Child(get_settings(), main_pid=os.getpid())
     return _child

@@ -266,7 +266,7 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
         if released:
             log.info(
                 "run %s: checkpointed at epoch %s and put back in the queue; it resumes from "
-                "there when the service starts again",
+                "there when a worker takes it again",
                 run_id,
                 result.epochs_done,
             )

@@ -254,7 +254,8 @@ def release_run(session: Session, run_id: int, worker_id: str) -> bool:
     result = session.execute(
         update(Run)
         .where(_owned(run_id, worker_id))
-        .values(status=RunStatus.QUEUED, worker_id=None)
+        # published_at cleared: with PC_RUNNER=celery the reconciler publishes it at once.
+        .values(status=RunStatus.QUEUED, worker_id=None, published_at=None)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
