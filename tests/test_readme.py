@@ -13,6 +13,8 @@ import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pytest
 
 from app.core.config import PROJECT_ROOT
 from scripts.live_server import LiveServer
+from tests.celery_cluster import celery_cluster
 from tests.images import decode_png
 
 README = PROJECT_ROOT / "README.md"
@@ -65,8 +68,23 @@ def test_walkthrough_is_found_and_uses_runs_that_exist() -> None:
     assert deleted
 
 
+@contextmanager
+def service(runner: str, folder: Path) -> Iterator[LiveServer]:
+    """The service as the README starts it: `make serve`, or its scale-out section (one API,
+    two workers, PostgreSQL and Redis)."""
+    folder.mkdir(parents=True)
+    if runner == "celery":
+        with celery_cluster(folder, redis_database=13) as cluster:
+            yield cluster.a
+        return
+    with LiveServer(folder) as server:
+        server.wait_for_workers()
+        yield server
+
+
 @pytest.mark.slow
-def test_readme_walkthrough_runs_line_by_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", ["embedded", "celery"])
+def test_readme_walkthrough_runs_line_by_line(tmp_path: Path, runner: str) -> None:
     curl = shutil.which("curl")
     if curl is None:
         pytest.skip("curl is not installed")
@@ -74,10 +92,7 @@ def test_readme_walkthrough_runs_line_by_line(tmp_path: Path) -> None:
     workdir = tmp_path / "cwd"
     (workdir / "data").mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "data" / "curve.csv", workdir / "data" / "curve.csv")
-    server = LiveServer(tmp_path)
-    server.start()
-    try:
-        server.wait_for_workers()
+    with service(runner, tmp_path / "service") as server:
         for index, command in enumerate(commands):
             arguments = [
                 argument.replace("localhost:8000", f"127.0.0.1:{server.port}")
@@ -104,8 +119,6 @@ def test_readme_walkthrough_runs_line_by_line(tmp_path: Path) -> None:
         for picture in ("curve.png", "loss.png", "boundary.png", "untrained.png", "early.png"):
             decode_png((workdir / picture).read_bytes())
         assert (workdir / "evolution.gif").read_bytes()[:6] == b"GIF89a"
-    finally:
-        server.stop()
     assert "Traceback" not in server.log()
 
 

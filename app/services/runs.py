@@ -101,8 +101,16 @@ def _publish_after_commit(session: Session, run: Run, publish: Publish | None) -
 
 
 def create_run(
-    session: Session, request: AnyRunCreate, max_store_bytes: int, publish: Publish | None = None
+    session: Session,
+    request: AnyRunCreate,
+    max_store_bytes: int,
+    publish: Publish | None = None,
+    *,
+    devices_here: bool = True,
 ) -> RunPublic:
+    """Queue a run. `devices_here`: the runs train on this machine, so a device it lacks is
+    refused now; with workers elsewhere (PC_RUNNER=celery) a GPU run waits for a GPU worker,
+    which fails it, saying why, if its machine lacks the device."""
     try:
         dataset_id = get_dataset_id(session, request.dataset)
     except NotFound as exc:
@@ -111,7 +119,8 @@ def create_run(
     activation = request.activation if isinstance(request, MlpRunCreate) else None
     try:
         spec = network_spec(request.architecture, hidden_layers, activation)
-        resolve_device(request.device)
+        if devices_here:
+            resolve_device(request.device)
     except (InvalidArchitecture, DeviceUnavailable) as exc:
         raise InvalidInput(str(exc)) from None
     # A run keeps at most MAX_CHECKPOINTS checkpoints: a smaller interval is raised.

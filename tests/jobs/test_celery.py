@@ -8,97 +8,25 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis
 
-from app.core.config import PROJECT_ROOT, Settings
-from app.jobs.celery_app import TRAIN_TASK, make_celery
-from scripts.live_server import LiveServer
+from app.core.config import Settings
+from app.jobs.celery_app import TRAIN_TASK, make_celery, queue_for
+from app.vocabulary import Queue
+from tests.celery_cluster import Cluster, celery_cluster
 from tests.images import decode_png
 from tests.polling import run_status, wait_ended, wait_for
-from tests.services_needed import fresh_postgres_database, fresh_redis_database
 
 REDIS_DATABASE = 11  # a number of its own, so nothing else on the machine shares it
 
 
-class Cluster:
-    """Two APIs (a, b) and the workers, all on one database, broker and store."""
-
-    def __init__(self, folder: Path, env: dict[str, str]) -> None:
-        self.folder, self.env = folder, env
-        self.a = LiveServer(folder / "a", **env)
-        self.b = LiveServer(folder / "b", **env)
-        self.workers: list[subprocess.Popen[bytes]] = []
-
-    def start_worker(self, *command: str) -> subprocess.Popen[bytes]:
-        log = (self.folder / f"worker-{len(self.workers)}.log").open("ab")
-        worker = subprocess.Popen(
-            list(command) or [sys.executable, "-m", "app", "worker", "--concurrency", "1"],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        self.workers.append(worker)
-        return worker
-
-    def live_workers(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = httpx.get(f"{self.a.url}/workers").json()["data"]
-        return data
-
-    def wait_for_workers(self, count: int) -> None:
-        wait_for(lambda: len(self.live_workers()) >= count, 120, 0.5)
-
-    def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
-        """SIGKILL the worker and its pool processes at once, as a lost machine would."""
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(10)
-
-    def stop_workers(self) -> None:
-        for worker in self.workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-        for worker in self.workers:
-            try:
-                worker.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
-
-    def worker_logs(self) -> str:
-        return "".join(path.read_text() for path in sorted(self.folder.glob("worker-*.log")))
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    folder = tmp_path_factory.mktemp("celery")
-    with fresh_postgres_database() as database_url, fresh_redis_database(REDIS_DATABASE) as broker:
-        env = {
-            "PC_RUNNER": "celery",
-            "PC_DATABASE_URL": database_url,
-            "PC_BROKER_URL": broker,
-            "PC_MODELS_STORE": str(folder / "store"),
-            "PC_HEARTBEAT_TIMEOUT_S": "5",
-            "PC_RECONCILE_INTERVAL_S": "0.5",
-            "PC_REPUBLISH_AFTER_S": "2",
-            "PC_PROGRESS_INTERVAL_S": "0.1",
-        }
-        for name in ("a", "b"):
-            (folder / name).mkdir()
-        found = Cluster(folder, env)
-        with found.a, found.b:
-            found.start_worker()
-            found.start_worker()
-            try:
-                found.wait_for_workers(2)
-                yield found
-            finally:
-                found.stop_workers()
+    with celery_cluster(tmp_path_factory.mktemp("celery"), REDIS_DATABASE) as found:
+        yield found
 
 
 def history_epochs(url: str, run_id: int) -> list[int]:
@@ -229,6 +157,27 @@ def test_a_worker_stopped_with_sigterm_hands_its_run_back_and_another_finishes_i
     assert f"run {run['id']}: checkpointed at epoch" in cluster.worker_logs()
 
 
+def test_gpu_runs_go_to_the_cuda_queue_and_only_a_cuda_worker_takes_them(
+    cluster: Cluster,
+) -> None:
+    # The API machine has no GPU, and needs none: the run waits for a worker of the cuda queue.
+    with httpx.Client(base_url=cluster.a.url, timeout=30) as http:
+        response = http.post("/runs", json={"architecture": "simple", "device": "cuda"})
+        assert response.status_code == 202, response.text
+        run_id = response.json()["id"]
+        broker = redis.Redis.from_url(cluster.env["PC_BROKER_URL"])
+        wait_for(lambda: broker.llen("cuda") >= 1, 10)
+        assert run_status(http, run_id)["status"] == "queued"  # the cpu workers left it
+        cluster.start_worker(
+            sys.executable, "-m", "app", "worker", "--queues", "cuda", "--concurrency", "1"
+        )
+        wait_for(lambda: any(w["queues"] == ["cuda"] for w in cluster.live_workers()), 120)
+        done = wait_ended(http, run_id, 120)
+    # This machine has no GPU either: the cuda worker took the run and says why it failed.
+    assert done["status"] == "failed", done
+    assert "CUDA is not available" in done["error"]
+
+
 def _owns(worker: subprocess.Popen[bytes], pid: int) -> bool:
     """Whether `pid` is the worker's main process or one of its pool's."""
     return pid == worker.pid or os.getpgid(pid) == worker.pid
@@ -247,3 +196,17 @@ def test_celerys_own_command_starts_a_worker_with_the_same_settings(cluster: Clu
         done = wait_ended(http, run["id"], 120)
     assert done["status"] == "succeeded", done
     assert history_epochs(cluster.a.url, run["id"]) == list(range(500))
+
+
+@pytest.mark.parametrize(
+    ("device", "default", "queue"),
+    [
+        ("cpu", Queue.CUDA, Queue.CPU),
+        ("cuda", Queue.CPU, Queue.CUDA),
+        ("cuda:1", Queue.CPU, Queue.CUDA),
+        ("auto", Queue.CPU, Queue.CPU),
+        ("auto", Queue.CUDA, Queue.CUDA),
+    ],
+)
+def test_a_runs_device_names_its_queue(device: str, default: Queue, queue: Queue) -> None:
+    assert queue_for(device, default) == queue

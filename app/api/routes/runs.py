@@ -19,7 +19,7 @@ from app.schemas.runs import (
     RunsPublic,
 )
 from app.services import runs as service
-from app.vocabulary import MAX_ID, Architecture, RunStatus
+from app.vocabulary import MAX_ID, Architecture, RunnerKind, RunStatus
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -55,7 +55,13 @@ def create_run(
 ) -> RunPublic:
     """Queue a training run; it trains in the background. Defaults are the tutorial's: the
     first example is its network on `curve` (about 15 seconds here), ready to execute."""
-    run = service.create_run(session, body, settings.max_store_bytes, publish)
+    run = service.create_run(
+        session,
+        body,
+        settings.max_store_bytes,
+        publish,
+        devices_here=settings.runner == RunnerKind.EMBEDDED,
+    )
     response.headers["Location"] = f"/runs/{run.id}"
     return run
 
