@@ -63,7 +63,7 @@ def celery_service(service: Service) -> Iterator[Service]:
                 )
             )
         under_test = Service(server, service.ctx)
-        while under_test.http.get("/health").json()["live_workers"] < 2:
+        while len(under_test.http.get("/health").json()["live_workers"]) < 2:
             time.sleep(0.2)  # warmed up and registered: a user's first run pays that, untimed
         yield under_test
     finally:

@@ -161,11 +161,11 @@ def train_run(run_id: int) -> None:
         log.info("run %s is not queued (taken, ended or deleted); nothing to do", run_id)
         return
     log.info("worker %s training run %s", child.worker_id, run_id)
-    child.presence.run_id = run_id
+    child.presence.training(run_id)
     try:
         execute_run(run_id, child.ctx)
     finally:
-        child.presence.run_id = None
+        child.presence.training(None)
 
 
 def _start_solo() -> _Child:

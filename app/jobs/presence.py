@@ -74,12 +74,20 @@ class Presence:
         except OperationalError:
             pass  # it drops out of the count once its beat is stale
 
+    def training(self, run_id: int | None) -> None:
+        """The run this worker trains now (None: none), said at once, not at the next beat."""
+        self.run_id = run_id
+        self._write()
+
     def _beat(self) -> None:
         while not self._done.wait(self.interval_s):
-            try:
-                with session_scope(self.session_factory) as session:
-                    known = worker_beat(session, self.worker_id, self.run_id)
-                if not known:  # never registered, or dropped from the table
-                    self._register()
-            except OperationalError as exc:
-                log.warning("worker %s: heartbeat not written: %s", self.worker_id, exc.orig)
+            self._write()
+
+    def _write(self) -> None:
+        try:
+            with session_scope(self.session_factory) as session:
+                known = worker_beat(session, self.worker_id, self.run_id)
+            if not known:  # never registered, or dropped from the table
+                self._register()
+        except OperationalError as exc:
+            log.warning("worker %s: heartbeat not written: %s", self.worker_id, exc.orig)

@@ -93,8 +93,8 @@ def worker_main(settings: Settings, parent_pid: int, threads: int, ready: EventT
                     time.sleep(settings.poll_interval_s)
                     continue
                 log.info("worker %s training run %s", worker_id, run_id)
-                presence.run_id = run_id
+                presence.training(run_id)
                 execute_run(run_id, ctx)
-                presence.run_id = None
+                presence.training(None)
     finally:
         engine.dispose()

@@ -52,6 +52,7 @@ class HealthPublic(BaseModel):
     workers: WorkersPublic | None = Field(
         default=None, description="this server's embedded workers; null when it runs none"
     )
-    live_workers: int = Field(
-        default=0, description="worker processes that beat within PC_HEARTBEAT_TIMEOUT_S"
+    live_workers: list[WorkerPublic] = Field(
+        default_factory=list,
+        description="worker processes of either runner that beat within PC_HEARTBEAT_TIMEOUT_S",
     )

@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.db import writes_blocked
 from app.core.migrate import current_revision
 from app.ml.devices import cuda_device_names
-from app.schemas.health import CudaPublic, HealthPublic, WorkersPublic
+from app.schemas.health import CudaPublic, HealthPublic, WorkerPublic, WorkersPublic
 from app.services.runs import queue_depth
-from app.services.workers import count_live_workers
+from app.services.workers import live_workers
 from app.vocabulary import RunnerKind
 
 
@@ -23,14 +23,14 @@ def check_health(
 ) -> HealthPublic:
     database, revision = "ok", None
     queue: dict[str, int] = {}
-    live = 0
+    live: list[WorkerPublic] = []
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         revision = current_revision(engine)
         with session_factory() as session:
             queue = queue_depth(session)
-            live = count_live_workers(session, heartbeat_timeout_s)
+            live = live_workers(session, heartbeat_timeout_s)
     except Exception as exc:
         database = f"unreachable: {type(exc).__name__}"
     blocked = writes_blocked(engine) if database == "ok" else None

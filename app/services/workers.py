@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Worker
@@ -52,11 +52,6 @@ def worker_beat(session: Session, worker_id: str, run_id: int | None) -> bool:
 
 def remove_worker(session: Session, worker_id: str) -> None:
     session.execute(delete(Worker).where(Worker.id == worker_id))
-
-
-def count_live_workers(session: Session, heartbeat_timeout_s: float) -> int:
-    alive = Worker.heartbeat_at >= stale_before(heartbeat_timeout_s)
-    return session.scalar(select(func.count()).select_from(Worker).where(alive)) or 0
 
 
 def live_workers(session: Session, heartbeat_timeout_s: float) -> list[WorkerPublic]:
