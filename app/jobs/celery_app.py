@@ -45,6 +45,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory
 from app.jobs.presence import Presence, make_worker_id
 from app.jobs.task import TaskContext, execute_run, write
+from app.ml.devices import training_device_name
 from app.ml.engine import warm_up
 from app.services.run_lifecycle import claim_run
 from app.vocabulary import Queue, RunnerKind
@@ -120,17 +121,10 @@ class _Child:
             settings.heartbeat_interval_s,
             runner=RunnerKind.CELERY,
             queues=queues or [settings.default_queue.value],
-            device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+            device=training_device_name(),
         ).__enter__()
-        self.ctx = TaskContext(
-            session_factory=factory,
-            models_store=settings.models_store,
-            worker_id=self.worker_id,
-            report_interval_s=settings.progress_interval_s,
-            heartbeat_interval_s=settings.heartbeat_interval_s,
-            write_patience_s=settings.write_patience_s,
-            max_store_bytes=settings.max_store_bytes,
-            should_release=flag.exists,
+        self.ctx = TaskContext.from_settings(
+            settings, factory, self.worker_id, should_release=flag.exists
         )
 
     def close(self) -> None:

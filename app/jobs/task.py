@@ -24,6 +24,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from app.core.config import Settings
 from app.core.db import session_scope
 from app.ml.checkpoints import (
     CheckpointError,
@@ -55,6 +56,26 @@ class TaskContext:
     should_release: Callable[[], bool] = lambda: False
     # Called at every report; a worker whose server died exits here, as a crash would.
     on_report: Callable[[], None] = lambda: None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        worker_id: str,
+        **hooks: Callable[[], Any],
+    ) -> TaskContext:
+        """A worker's context: the settings' values, and its `should_release`/`on_report`."""
+        return cls(
+            session_factory=session_factory,
+            models_store=settings.models_store,
+            worker_id=worker_id,
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            write_patience_s=settings.write_patience_s,
+            max_store_bytes=settings.max_store_bytes,
+            report_interval_s=settings.progress_interval_s,
+            **hooks,
+        )
 
 
 def write(ctx: TaskContext, action: Callable[[Session], T]) -> T:

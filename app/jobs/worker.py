@@ -15,6 +15,7 @@ from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory
 from app.jobs.presence import Presence, make_worker_id
 from app.jobs.task import TaskContext, execute_run, write
+from app.ml.devices import training_device_name
 from app.ml.engine import warm_up
 from app.services.run_lifecycle import claim_next_run
 from app.vocabulary import RunnerKind
@@ -64,18 +65,10 @@ def worker_main(settings: Settings, parent_pid: int, threads: int, ready: EventT
         if os.getppid() != parent_pid:
             os._exit(1)
 
-    ctx = TaskContext(
-        session_factory=factory,
-        models_store=settings.models_store,
-        worker_id=worker_id,
-        report_interval_s=settings.progress_interval_s,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
-        write_patience_s=settings.write_patience_s,
-        max_store_bytes=settings.max_store_bytes,
-        should_release=stop.is_set,
-        on_report=exit_if_orphaned,
+    ctx = TaskContext.from_settings(
+        settings, factory, worker_id, should_release=stop.is_set, on_report=exit_if_orphaned
     )
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    device = training_device_name()
     presence = Presence(
         factory,
         worker_id,

@@ -24,6 +24,11 @@ def available_devices() -> list[str]:
     return ["cpu", *(["cuda"] if count else []), *(f"cuda:{i}" for i in range(count))]
 
 
+def training_device_name() -> str:
+    """What this process trains on by default, for the workers table: its GPU's name, or cpu."""
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
 def resolve_device(requested: str) -> torch.device:
     """`auto` picks CUDA when present; asking for a device that is not there is an error."""
     if not re.fullmatch(DEVICE_PATTERN, requested):

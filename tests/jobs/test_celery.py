@@ -121,13 +121,21 @@ def test_runs_queued_while_the_broker_is_emptied_still_finish(cluster: Cluster) 
             assert history_epochs(cluster.b.url, run_id) == list(range(1000))
 
 
-def test_a_worker_killed_mid_run_loses_nothing(cluster: Cluster) -> None:
+def long_run_in_training(
+    cluster: Cluster, http: httpx.Client
+) -> tuple[dict[str, Any], dict[str, Any], subprocess.Popen[bytes]]:
+    """A 12,000-epoch run past its second checkpoint: the run, its worker's row and process."""
     cluster.wait_for_workers(2)
+    run = http.post("/runs", json={"epochs": 12_000, "checkpoint_every": 1000}).json()
+    wait_for(lambda: run_status(http, run["id"])["epoch"] > 2000, 120)
+    trainer = wait_for(lambda: trainer_of(cluster, run["id"]), 10)
+    worker = next(w for w in cluster.workers if w.poll() is None and _owns(w, trainer["pid"]))
+    return run, trainer, worker
+
+
+def test_a_worker_killed_mid_run_loses_nothing(cluster: Cluster) -> None:
     with httpx.Client(base_url=cluster.a.url, timeout=30) as http:
-        run = http.post("/runs", json={"epochs": 12_000, "checkpoint_every": 1000}).json()
-        wait_for(lambda: run_status(http, run["id"])["epoch"] > 2000, 120)
-        trainer = wait_for(lambda: trainer_of(cluster, run["id"]), 10)
-        victim = next(w for w in cluster.workers if w.poll() is None and _owns(w, trainer["pid"]))
+        run, trainer, victim = long_run_in_training(cluster, http)
         cluster.kill_worker(victim)
         # It could not say goodbye: it drops out of /workers once its beat is stale.
         wait_for(lambda: trainer["id"] not in {w["id"] for w in cluster.live_workers()}, 30)
@@ -144,12 +152,8 @@ def test_a_worker_killed_mid_run_loses_nothing(cluster: Cluster) -> None:
 def test_a_worker_stopped_with_sigterm_hands_its_run_back_and_another_finishes_it(
     cluster: Cluster,
 ) -> None:
-    cluster.wait_for_workers(2)
     with httpx.Client(base_url=cluster.a.url, timeout=30) as http:
-        run = http.post("/runs", json={"epochs": 12_000, "checkpoint_every": 1000}).json()
-        wait_for(lambda: run_status(http, run["id"])["epoch"] > 1500, 120)
-        trainer = wait_for(lambda: trainer_of(cluster, run["id"]), 10)
-        worker = next(w for w in cluster.workers if w.poll() is None and _owns(w, trainer["pid"]))
+        run, _, worker = long_run_in_training(cluster, http)
         os.kill(worker.pid, signal.SIGTERM)  # Celery's warm shutdown, as `docker stop` sends
         assert worker.wait(60) == 0  # within about a report, not after the whole run
         cluster.start_worker()
