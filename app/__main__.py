@@ -55,6 +55,8 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def migrate(_args: argparse.Namespace) -> None:
+    from sqlalchemy.exc import OperationalError
+
     from app.core.db import make_engine, make_session_factory
     from app.main import prepare_database
 
@@ -62,6 +64,10 @@ def migrate(_args: argparse.Namespace) -> None:
     engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
     try:
         prepare_database(settings, engine, make_session_factory(engine))
+    except OperationalError as exc:
+        raise SystemExit(
+            f"error: cannot migrate the database at PC_DATABASE_URL={engine.url!r}: {exc.orig}"
+        ) from None
     finally:
         engine.dispose()
     print(f"database at head: {engine.url.render_as_string(hide_password=True)}")

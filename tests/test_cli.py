@@ -130,3 +130,27 @@ def test_the_cli_and_the_ml_core_import_no_web_database_or_service_code() -> Non
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_service_commands_refuse_bad_input_saying_what_is_accepted() -> None:
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app", *args],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    queues = run("worker", "--queues", "gpu")
+    assert queues.returncode == 1
+    assert "'gpu' is not one of cpu, cuda" in queues.stderr
+    concurrency = run("worker", "--concurrency", "0")
+    assert concurrency.returncode == 1
+    assert "--concurrency must be at least 1" in concurrency.stderr
+    unreachable = "postgresql+psycopg://postgres@127.0.0.1:9/nowhere"
+    migrate = run("migrate", PC_DATABASE_URL=unreachable)
+    assert migrate.returncode == 1
+    assert "cannot migrate the database at PC_DATABASE_URL=" in migrate.stderr
+    assert "Traceback" not in migrate.stderr
