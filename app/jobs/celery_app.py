@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,21 @@ def stopping_flag(main_pid: int) -> Path:
     return Path(tempfile.gettempdir()) / f"pc-celery-worker-{main_pid}.stopping"
 
 
+class _Stopping:
+    """Whether this pool process's worker is shutting down. The engine asks between layers,
+    thousands of times a second: the file is looked at no more than every CHECK_S."""
+
+    CHECK_S = 0.2
+
+    def __init__(self, flag: Path) -> None:
+        self.flag, self.seen, self.next_check = flag, False, 0.0
+
+    def __call__(self) -> bool:
+        if not self.seen and (now := time.monotonic()) >= self.next_check:
+            self.seen, self.next_check = self.flag.exists(), now + self.CHECK_S
+        return self.seen
+
+
 @worker_shutting_down.connect
 def _mark_stopping(**_: Any) -> None:
     stopping_flag(os.getpid()).touch()
@@ -107,7 +123,6 @@ class _Child:
     """What one worker child process holds: its engine, its presence and its task context."""
 
     def __init__(self, settings: Settings, main_pid: int) -> None:
-        flag = stopping_flag(main_pid)
         torch.set_num_threads(settings.worker_threads or 1)
         torch.set_num_interop_threads(1)
         warm_up()
@@ -124,7 +139,7 @@ class _Child:
             device=training_device_name(),
         ).__enter__()
         self.ctx = TaskContext.from_settings(
-            settings, factory, self.worker_id, should_release=flag.exists
+            settings, factory, self.worker_id, should_release=_Stopping(stopping_flag(main_pid))
         )
 
     def close(self) -> None:

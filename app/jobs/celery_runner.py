@@ -27,14 +27,11 @@ from app.services.run_lifecycle import (
     recover_orphaned_runs,
     stale_before,
 )
-from app.vocabulary import RunnerKind
 
 log = logging.getLogger(__name__)
 
 
 class CeleryRunner:
-    kind = RunnerKind.CELERY
-
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
         self.settings = settings
         self.session_factory = session_factory
@@ -55,8 +52,9 @@ class CeleryRunner:
         stale = stale_before(self.settings.heartbeat_timeout_s)
         return worker_id is None or heartbeat_at is None or heartbeat_at < stale
 
-    def reconcile(self) -> None:
-        """One pass: re-queue the runs of dead workers, publish what may have been lost."""
+    def reconcile(self) -> list[int]:
+        """One pass: re-queue the runs of dead workers, publish what may have been lost;
+        returns the runs re-queued."""
         with session_scope(self.session_factory) as session:
             recovered = recover_orphaned_runs(
                 session, is_orphaned=self._is_orphaned, max_restarts=self.settings.max_restarts
@@ -69,6 +67,7 @@ class CeleryRunner:
             mark_published(session, [run_id for run_id, _ in due])
         for run_id, device in due:
             self.submit(run_id, device)
+        return recovered
 
     def _loop(self) -> None:
         while not self._halt.wait(self.settings.reconcile_interval_s):
@@ -80,8 +79,7 @@ class CeleryRunner:
                 log.exception("reconciler pass failed; retrying")
 
     def recover(self) -> list[int]:
-        self.reconcile()
-        return []
+        return self.reconcile()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="pc-reconciler", daemon=True)

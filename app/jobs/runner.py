@@ -26,15 +26,12 @@ from app.core.db import session_scope
 from app.core.processes import pid_alive
 from app.jobs.worker import worker_main
 from app.services.run_lifecycle import recover_orphaned_runs, stale_before
-from app.vocabulary import RunnerKind
 
 log = logging.getLogger(__name__)
 
 
 class Runner(Protocol):
     """What the app needs from whatever executes runs."""
-
-    kind: RunnerKind
 
     def submit(self, run_id: int, device: str) -> None:
         """A run was queued (its row committed): wake a worker up."""
@@ -50,8 +47,6 @@ class Runner(Protocol):
 
 
 class EmbeddedRunner:
-    kind = RunnerKind.EMBEDDED
-
     def submit(self, run_id: int, device: str) -> None:
         pass  # the workers poll the runs table for queued runs
 

@@ -161,16 +161,13 @@ class _DatabaseCallbacks:
             self.stop_reason = StopReason.RELEASED
         return self.stop_reason is None
 
-    def owned(self) -> bool:
-        return write(
-            self.ctx,
-            lambda session: lifecycle.still_owned(session, self.run_id, self.ctx.worker_id),
-        )
-
     def lost_meanwhile(self) -> bool:
         """Whether the run went away (deleted, taken back): a DELETE /runs commits before it
         removes the run's files, so an error that removal caused finds the row gone."""
-        return not self.owned()
+        return not write(
+            self.ctx,
+            lambda session: lifecycle.still_owned(session, self.run_id, self.ctx.worker_id),
+        )
 
     def _make_room(self, size: int) -> None:
         fits, dropped = write(

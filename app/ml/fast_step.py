@@ -195,6 +195,16 @@ STATE_NAMES: dict[Optimizer, tuple[str, str | None]] = {
 }
 
 
+def kept_buffers(kind: Optimizer, momentum: float) -> dict[str, bool]:
+    """torch.optim's per-parameter buffers for this optimizer, by name, each with whether it
+    keeps that one: SGD keeps neither a step count nor, without momentum, any buffer."""
+    first_name, second_name = STATE_NAMES[kind]
+    kept = {first_name: kind == Optimizer.ADAM or momentum > 0}
+    if second_name is not None:
+        kept[second_name] = True
+    return kept
+
+
 class FlatOptimizer:
     """Adam, SGD or RMSprop as `torch.optim` computes them, over every parameter in a few calls.
 
@@ -288,12 +298,12 @@ class FlatOptimizer:
         if self.steps == 0:
             return
         first_name, second_name = STATE_NAMES[self.kind]
+        kept = kept_buffers(self.kind, self.momentum)
         for parameter, first, second in zip(
             self.fast.parameters, self.exp_avgs, self.exp_avg_sqs, strict=True
         ):
-            # SGD keeps neither a step count nor, without momentum, any buffer.
             state = {"step": torch.tensor(float(self.steps))} if second_name else {}
-            if self.kind == Optimizer.ADAM or self.momentum > 0:
+            if kept[first_name]:
                 state[first_name] = first
             if second_name is not None:
                 state[second_name] = second

@@ -166,13 +166,6 @@ def predict(
     )
 
 
-def _loss_row(session: Session, run_id: int, epoch: int) -> LossRow | None:
-    """The run's own loss for the checkpoint at `epoch`: its history at that epoch (the log's
-    `Epoch n` line is exactly that model's loss), or the latest before it: the final
-    checkpoint's is the run's final loss, the log's last line."""
-    return last_losses(session, run_id, at_most=epoch)
-
-
 def _run_numbers(run: Run, row: LossRow | None, n_points: int) -> RunNumbers | None:
     if row is None:
         return None  # the untrained checkpoint, before the first report
@@ -201,7 +194,9 @@ def boundary_png(
 ) -> bytes:
     run = find_run(session, run_id)
     ref = find_checkpoint(session, run_id, epoch)
-    row = _loss_row(session, run_id, ref.epoch) if style == "field" else None
+    # The run's own loss for this checkpoint: its history at that epoch (the log's `Epoch n`
+    # line is exactly that model's loss), or the latest before it (the final checkpoint's).
+    row = last_losses(session, run_id, at_most=ref.epoch) if style == "field" else None
     # The row's epoch is in the key: a checkpoint's own row is written just after it.
     key = ("boundary", ref.run_id, ref.epoch, ref.sha256, style, size, row)
 
@@ -228,7 +223,7 @@ def boundary_gif(
     if len(refs) > MAX_GIF_FRAMES:
         picks = np.linspace(0, len(refs) - 1, MAX_GIF_FRAMES).round().astype(int)
         refs = [refs[i] for i in sorted(set(picks.tolist()))]
-    rows = [_loss_row(session, run_id, ref.epoch) for ref in refs]
+    rows = [last_losses(session, run_id, at_most=ref.epoch) for ref in refs]
     key = ("gif", run_id, tuple((r.epoch, r.sha256) for r in refs), size, tuple(rows))
 
     def render() -> bytes:

@@ -190,7 +190,7 @@ def make_room(
             .order_by(Checkpoint.epoch)
         ).all()
         between = rows[1:-1]
-        if not between or session.scalar(select(Run.id).where(_owned(run_id, worker_id))) is None:
+        if not between or not still_owned(session, run_id, worker_id):
             return False, dropped
         thinned = between[::2]  # every other one, from the oldest
         session.execute(
@@ -211,7 +211,7 @@ def still_owned(session: Session, run_id: int, worker_id: str) -> bool:
 def record_checkpoint(
     session: Session, run_id: int, worker_id: str, epoch: int, path: str, sha256: str, size: int
 ) -> bool:
-    if session.scalar(select(Run.id).where(_owned(run_id, worker_id))) is None:
+    if not still_owned(session, run_id, worker_id):
         return False
     session.execute(
         delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.epoch == epoch)

@@ -23,6 +23,7 @@ from app.ml.checkpoints import (
     run_folder_name,
 )
 from app.ml.devices import DeviceUnavailable, resolve_device
+from app.ml.fast_step import kept_buffers
 from app.models import Checkpoint, Dataset, Run, RunHistory, RunStatus
 from app.models.base import utcnow
 from app.schemas.runs import (
@@ -57,21 +58,12 @@ def find_run(session: Session, run_id: int) -> Run:
     return run
 
 
-def optimizer_slots(optimizer: str, momentum: float) -> int:
-    """Tensors the optimizer keeps per parameter tensor: Adam's two moments, RMSprop's square
-    average (and momentum), SGD's momentum buffer."""
-    if optimizer == "adam":
-        return 2
-    return (1 if optimizer == "rmsprop" else 0) + (1 if momentum > 0 else 0)
-
-
 def check_store_room(
     request: AnyRunCreate, parameters: int, checkpoint_every: int, max_store_bytes: int
 ) -> None:
     """Refuse a run whose checkpoints alone would take more than the whole store."""
-    each = estimated_checkpoint_bytes(
-        parameters, optimizer_slots(request.optimizer, request.momentum)
-    )
+    buffers = sum(kept_buffers(request.optimizer, request.momentum).values())
+    each = estimated_checkpoint_bytes(parameters, buffers)
     count = request.epochs // checkpoint_every + 2  # and epoch 0, and the end
     if count * each <= max_store_bytes:
         return
@@ -194,7 +186,7 @@ def list_runs(
 def cancel_run(session: Session, run_id: int) -> RunPublic:
     """A queued run is cancelled at once; a running one is flagged and its worker stops."""
     run = find_run(session, run_id)
-    if RunStatus(run.status).ended:
+    if run.status.ended:
         raise Conflict(f"run {run_id} has already ended ({run.status}); nothing to cancel")
     run.cancel_requested = True
     if run.status == RunStatus.QUEUED:
@@ -243,7 +235,7 @@ def resume_run(
     """Queue an ended run to continue from its last checkpoint for `epochs` more; a run that
     ended before its first checkpoint (cancelled while queued) starts from the beginning."""
     run = find_run(session, run_id)
-    if not RunStatus(run.status).ended:
+    if not run.status.ended:
         raise Conflict(f"run {run_id} is {run.status}; only an ended run can be resumed")
     latest = latest_checkpoint(session, run_id)
     start = latest.epoch if latest is not None else 0

@@ -18,6 +18,7 @@ from app.main import create_app
 from app.ml.datagen import curve_boundary
 from app.models import Run
 from app.services import results as results_service
+from app.services import runs as runs_service
 from tests.images import decode_png, has_field_tints, has_label_colours, rgb_colours
 from tests.polling import wait_ended
 
@@ -313,9 +314,9 @@ def test_boundary_title_numbers_are_the_runs_own(
     with session_factory() as session:
         run = session.get(Run, simple["id"])
         assert run is not None
-        final = results_service._loss_row(session, run.id, simple["epochs"])
+        final = runs_service.last_losses(session, run.id, at_most=simple["epochs"])
         numbers = results_service._run_numbers(run, final, 200)
-        at_600 = results_service._loss_row(session, run.id, 600)
+        at_600 = runs_service.last_losses(session, run.id, at_most=600)
     # The final checkpoint's title shows the run's final loss: the log's last line.
     assert numbers is not None
     assert final == (simple["epochs"] - 1, simple["final_loss"], numbers.val_loss)

@@ -16,15 +16,12 @@ router = APIRouter(tags=["health"])
 @router.get("/health", summary="Service health", response_model=HealthPublic)
 def health(request: Request) -> HealthPublic:
     """Status, database reachability, CUDA availability and device count, queue depth."""
-    state = request.app.state
+    state, settings = request.app.state, request.app.state.settings
     workers = None
-    if state.runner is not None and state.runner.kind == RunnerKind.EMBEDDED:
-        workers = WorkersPublic(
-            configured=state.settings.worker_count, ready=state.runner.ready_count()
-        )
-    runner = state.runner.kind if state.runner is not None else state.settings.runner
+    if state.runner is not None and settings.runner == RunnerKind.EMBEDDED:
+        workers = WorkersPublic(configured=settings.worker_count, ready=state.runner.ready_count())
     return check_health(
-        state.engine, state.session_factory, runner, workers, state.settings.heartbeat_timeout_s
+        state.engine, state.session_factory, settings.runner, workers, settings.heartbeat_timeout_s
     )
 
 
