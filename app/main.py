@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -19,7 +20,7 @@ from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.openapi import install_openapi
 from app.api.predict_body import LargeBodyValidator
 from app.api.responses import errors
-from app.api.routes import architectures, datasets, health, predict, results, runs
+from app.api.routes import architectures, auth, datasets, health, pages, predict, results, runs
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory, session_scope
 from app.core.errors import DatabaseUnusable, install_error_handlers
@@ -132,6 +133,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
     app.include_router(health.router)
+    app.include_router(auth.router, responses=errors(401))
+    # The dashboard's pages and files: the pages carry no data, so they need no key.
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     for module in (datasets, architectures, runs, results, predict):
         app.include_router(
             module.router,

@@ -145,6 +145,13 @@ def serving(service: Service) -> list[Figure]:
     cached_url = f"/runs/{run_id}/boundary.png?epoch={epochs[0]}"
     cached = [service.timed_ms("GET", cached_url) for _ in range(20)]
     throughput = len(grid) / median(engine_s)
+    # The dashboard's slider: checkpoints whose model no request has loaded yet (boundary.png
+    # above loaded the first five), so each one reads and verifies its file.
+    fresh = epochs[5:] or epochs
+    field_cold = [service.timed_ms("GET", f"/runs/{run_id}/field?epoch={e}") for e in fresh]
+    field_warm = [
+        service.timed_ms("GET", f"/runs/{run_id}/field?epoch={fresh[0]}") for _ in range(20)
+    ]
     return [
         Figure(
             "serving",
@@ -176,6 +183,15 @@ def serving(service: Service) -> list[Figure]:
             median(cold),
             "ms",
             detail=f"{len(cold)} checkpoints never rendered before",
+        ),
+        Figure(
+            "serving",
+            "GET /runs/{id}/field (complex, 100x100), cold: median",
+            median(field_cold),
+            "ms",
+            *below(median(field_cold), 60),
+            f"{spread(field_cold, ' ms')}, {len(field_cold)} checkpoints never loaded before; "
+            f"model loaded: median {median(field_warm):.1f} ms",
         ),
         Figure(
             "serving",

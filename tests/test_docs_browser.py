@@ -5,30 +5,15 @@ the pages render from the service's own files, and a newcomer who presses "Try i
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from scripts.live_server import LiveServer
+from tests.browser import chromium_or_skip, watched_context
 from tests.polling import wait_ended
-
-CHROMIUM = "/usr/bin/chromium"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-
-
-def chromium_or_skip() -> str:
-    path = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser tests, but Chromium is not installed")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -40,22 +25,11 @@ def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 @pytest.fixture(scope="module")
 def browser_page(docs_server: LiveServer) -> Iterator[tuple[Page, list[str]]]:
     executable = chromium_or_skip()
-    outside: list[str] = []
-
-    def offline(route: Route) -> None:
-        url = route.request.url
-        if url.startswith(("data:", "blob:")) or urlsplit(url).hostname in LOCAL_HOSTS:
-            route.continue_()
-        else:
-            outside.append(url)
-            route.abort("internetdisconnected")
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.route("**/*", offline)
-            yield context.new_page(), outside
+            with watched_context(browser, 1400, 1000) as (context, watched):
+                yield context.new_page(), watched.outside
         finally:
             browser.close()
 

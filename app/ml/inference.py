@@ -87,10 +87,19 @@ def padded_bounds(
 ) -> tuple[float, float, float, float]:
     """The data's bounds with a margin, never narrower than 0.1 on a side."""
     lows, highs = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
-    pad = np.maximum((highs - lows) * margin, 0.05)
+    return pad_bounds((lows[0], highs[0], lows[1], highs[1]), margin)
+
+
+def pad_bounds(
+    bounds: tuple[float, float, float, float], margin: float = 0.1
+) -> tuple[float, float, float, float]:
+    """(x_min, x_max, y_min, y_max) widened by `margin` of each side's span, at least 0.05."""
+    x_min, x_max, y_min, y_max = bounds
+    pad_x = max((x_max - x_min) * margin, 0.05)
+    pad_y = max((y_max - y_min) * margin, 0.05)
     return (
-        float(lows[0] - pad[0]),
-        float(highs[0] + pad[0]),
-        float(lows[1] - pad[1]),
-        float(highs[1] + pad[1]),
+        float(x_min - pad_x),
+        float(x_max + pad_x),
+        float(y_min - pad_y),
+        float(y_max + pad_y),
     )

@@ -29,6 +29,13 @@ GENERATE_EXAMPLES: dict[str, Any] = {
         "value": {"kind": "curve", "n": 1000, "noise": 0.3, "seed": 7, "name": "curve-1000"},
     },
 }
+PREVIEW_EXAMPLES: dict[str, Any] = {
+    key: {
+        "summary": example["summary"],
+        "value": {field: value for field, value in example["value"].items() if field != "name"},
+    }
+    for key, example in GENERATE_EXAMPLES.items()
+}
 
 
 class Bounds(BaseModel):
@@ -59,7 +66,9 @@ class DatasetsPublic(BaseModel):
     count: int = Field(description="how many datasets exist in all")
 
 
-class DatasetGenerate(BaseModel):
+class PointsRecipe(BaseModel):
+    """How synthetic points are drawn: the same recipe gives the same points."""
+
     model_config = ConfigDict(extra="forbid")
 
     kind: PointsRule = Field(description="the rule the points follow")
@@ -75,7 +84,15 @@ class DatasetGenerate(BaseModel):
     seed: Integer = Field(
         default=0, ge=0, le=MAX_ID, description="the same seed gives the same points"
     )
+
+
+class DatasetGenerate(PointsRecipe):
     name: str = Field(pattern=NAME_PATTERN, description=NAME_RULE)
+
+
+class PointsPreview(BaseModel):
+    params: dict[str, Any] = Field(description="kind, n, noise (the kind's default if null), seed")
+    points: list[list[float]] = Field(description="rows of [x, y, label]; nothing is stored")
 
 
 class PointsPublic(BaseModel):

@@ -29,6 +29,27 @@ class HistoryPublic(BaseModel):
     )
 
 
+MIN_FIELD_RESOLUTION = 10
+MAX_FIELD_RESOLUTION = 300
+
+
+class FieldPublic(BaseModel):
+    """P(label 1) on a square grid over the dataset's bounds and a margin (the region the
+    boundary picture shows), for drawing the boundary in a browser."""
+
+    run_id: int
+    epoch: int = Field(description="the checkpoint's epoch")
+    x_min: float
+    x_max: float
+    y_min: float
+    y_max: float
+    resolution: int = Field(description="points a side; the grid's corners are the bounds")
+    probabilities: list[float] = Field(
+        description="resolution x resolution values, row by row from y_min up, each row from "
+        "x_min to x_max, rounded to 5 decimals"
+    )
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",

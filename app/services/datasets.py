@@ -17,7 +17,14 @@ from app.ml import datagen
 from app.ml.datagen import Points
 from app.ml.points_csv import PointsFormatError, format_points_csv, parse_points_csv
 from app.models import Dataset, Run
-from app.schemas.datasets import NAME_PATTERN, NAME_RULE, DatasetGenerate, DatasetPublic
+from app.schemas.datasets import (
+    NAME_PATTERN,
+    NAME_RULE,
+    DatasetGenerate,
+    DatasetPublic,
+    PointsPreview,
+    PointsRecipe,
+)
 from app.vocabulary import DatasetSource, PointsRule
 
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -120,12 +127,22 @@ def upload_dataset(
     return to_public(dataset)
 
 
+def _draw(recipe: PointsRecipe, max_points: int) -> tuple[Points, dict[str, Any]]:
+    """The recipe's points and its parameters as stored, the kind's default noise filled in."""
+    if recipe.n > max_points:
+        raise InvalidInput(f"n: {recipe.n} is more than the {max_points} points allowed")
+    points = datagen.generate(recipe.kind, recipe.n, recipe.noise, recipe.seed)
+    noise = datagen.KINDS[recipe.kind].default_noise if recipe.noise is None else recipe.noise
+    return points, {"kind": recipe.kind, "n": recipe.n, "noise": noise, "seed": recipe.seed}
+
+
+def preview_points(recipe: PointsRecipe, max_points: int) -> PointsPreview:
+    points, params = _draw(recipe, max_points)
+    return PointsPreview(params=params, points=points.tolist())
+
+
 def generate_dataset(session: Session, request: DatasetGenerate, max_points: int) -> DatasetPublic:
-    if request.n > max_points:
-        raise InvalidInput(f"n: {request.n} is more than the {max_points} points allowed")
-    points = datagen.generate(request.kind, request.n, request.noise, request.seed)
-    noise = datagen.KINDS[request.kind].default_noise if request.noise is None else request.noise
-    params = {"kind": request.kind, "n": request.n, "noise": noise, "seed": request.seed}
+    points, params = _draw(request, max_points)
     sha256 = hashlib.sha256(format_points_csv(points).encode()).hexdigest()
     dataset = _add(
         session,
@@ -213,6 +230,18 @@ def dataset_name(session: Session, dataset_id: int) -> str:
     if name is None:
         raise NotFound(f"no dataset with id {dataset_id}")
     return name
+
+
+def dataset_bounds(session: Session, dataset_id: int) -> tuple[float, float, float, float]:
+    """(x_min, x_max, y_min, y_max) of a dataset's points, without reading the points."""
+    row = session.execute(
+        select(Dataset.x_min, Dataset.x_max, Dataset.y_min, Dataset.y_max).where(
+            Dataset.id == dataset_id
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no dataset with id {dataset_id}")
+    return row.x_min, row.x_max, row.y_min, row.y_max
 
 
 def delete_dataset(session: Session, ref: str) -> None:

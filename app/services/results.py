@@ -4,6 +4,7 @@ and epoch, with bounded caches so repeated requests do not reload or redraw."""
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -20,7 +21,13 @@ from app.core.db import session_scope
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.ml.checkpoints import CheckpointError, CheckpointRef, load_checkpoint
 from app.ml.engine import split_indices
-from app.ml.inference import TrainedModel, model_from_checkpoint, predict_probabilities
+from app.ml.inference import (
+    TrainedModel,
+    model_from_checkpoint,
+    pad_bounds,
+    predict_probabilities,
+    probability_grid,
+)
 from app.ml.plots import (
     PictureSize,
     RunNumbers,
@@ -30,8 +37,8 @@ from app.ml.plots import (
     render_model_tutorial_png,
 )
 from app.models import Run, RunHistory
-from app.schemas.results import HistoryPublic, PredictPublic, RunEventPublic
-from app.services.datasets import dataset_name, dataset_points
+from app.schemas.results import FieldPublic, HistoryPublic, PredictPublic, RunEventPublic
+from app.services.datasets import dataset_bounds, dataset_name, dataset_points
 from app.services.runs import (
     LossRow,
     checkpoint_refs,
@@ -99,9 +106,14 @@ class ResultCaches:
         return cls(LockedCache(max_models), LockedCache(max_picture_bytes, len))
 
 
-def read_history(session: Session, run_id: int, every: int = 1) -> HistoryPublic:
-    """One entry per epoch done; with `every`, epoch 0, every N-th epoch and the last."""
+def read_history(
+    session: Session, run_id: int, every: int = 1, max_points: int | None = None
+) -> HistoryPublic:
+    """One entry per epoch done; with `every`, epoch 0, every N-th epoch and the last; with
+    `max_points`, `every` raised so that about that many entries come back at most."""
     run = find_run(session, run_id)
+    if max_points is not None:
+        every = max(every, math.ceil(run.epoch / max_points))  # one row per epoch done
     query = select(RunHistory.epoch, RunHistory.loss, RunHistory.val_loss).where(
         RunHistory.run_id == run_id
     )
@@ -163,6 +175,34 @@ def predict(
         epoch=ref.epoch,
         probabilities=probabilities.tolist(),
         labels=(probabilities > 0.5).astype(int).tolist(),
+    )
+
+
+def probability_field(
+    session: Session,
+    caches: ResultCaches,
+    store: Path,
+    run_id: int,
+    *,
+    epoch: int | None,
+    resolution: int,
+) -> FieldPublic:
+    """The probability field the boundary picture shades, as numbers: no matplotlib, so a
+    browser can scrub through checkpoints (one forward pass of resolution² points)."""
+    ref = find_checkpoint(session, run_id, epoch)
+    run = find_run(session, run_id)
+    x_min, x_max, y_min, y_max = pad_bounds(dataset_bounds(session, run.dataset_id))
+    model = load_model(caches, store, ref)
+    grid = probability_grid(model.module, (x_min, x_max, y_min, y_max), resolution)
+    return FieldPublic(
+        run_id=run_id,
+        epoch=ref.epoch,
+        x_min=x_min,
+        x_max=x_max,
+        y_min=y_min,
+        y_max=y_max,
+        resolution=resolution,
+        probabilities=np.round(grid.probabilities, 5).ravel().tolist(),
     )
 
 

@@ -276,6 +276,42 @@ def test_generate_more_than_max_points_is_422(settings: Settings) -> None:
     assert "n: 51" in response.json()["detail"]
 
 
+def test_preview_shows_what_generate_stores_and_stores_nothing(client: TestClient) -> None:
+    recipe = {"kind": "moons", "n": 300, "noise": None, "seed": 4}
+    preview = client.post("/datasets/generate/preview", json=recipe)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["params"] == {"kind": "moons", "n": 300, "noise": 0.03, "seed": 4}
+    assert client.get("/datasets").json()["count"] == 3  # the built-ins only
+    created = client.post("/datasets/generate", json={**recipe, "name": "moons-4"})
+    assert created.status_code == 201
+    assert client.get("/datasets/moons-4/points").json()["points"] == preview.json()["points"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "hexagon"}, "kind"),
+        ({"kind": "xor", "n": 1}, "n"),
+        ({"kind": "xor", "noise": 2}, "noise"),
+        ({"kind": "xor", "name": "extra"}, "name"),
+    ],
+)
+def test_preview_refuses_what_generate_refuses(
+    client: TestClient, body: dict[str, Any], field: str
+) -> None:
+    response = client.post("/datasets/generate/preview", json=body)
+    assert response.status_code == 422
+    assert any(field in error["loc"] for error in response.json()["detail"])
+
+
+def test_preview_keeps_the_points_limit(settings: Settings) -> None:
+    settings.max_points = 50
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/datasets/generate/preview", json={"kind": "xor", "n": 51})
+    assert response.status_code == 422
+    assert "n: 51" in response.json()["detail"]
+
+
 def test_plot_png_decodes(client: TestClient) -> None:
     response = client.get("/datasets/curve/plot.png")
     assert response.status_code == 200

@@ -101,10 +101,29 @@ def test_history_with_a_validation_split_has_val_loss(
     assert csv.splitlines()[0] == "epoch,loss,val_loss"
 
 
+def test_history_max_points_downsamples_on_the_server(
+    trained: tuple[TestClient, dict[str, Any]],
+) -> None:
+    client, runs = trained
+    path = f"/runs/{runs['complex']['id']}/history"
+    full = client.get(path).json()
+    for max_points in (2, 100, 1000, 2999):
+        sampled = client.get(path, params={"max_points": max_points}).json()
+        every = -(-CURVE_EPOCHS // max_points)
+        assert sampled == client.get(path, params={"every": every}).json()
+        assert len(sampled["epoch"]) <= max_points + 1  # and the last epoch
+        assert sampled["epoch"][-1] == CURVE_EPOCHS - 1
+        assert sampled["loss"] == [full["loss"][epoch] for epoch in sampled["epoch"]]
+    assert client.get(path, params={"max_points": 5000}).json() == full
+    # `every` is a floor: max_points never brings back more than it asks for.
+    assert len(client.get(path, params={"max_points": 2000, "every": 1000}).json()["epoch"]) == 4
+
+
 def test_history_refusals(trained: tuple[TestClient, dict[str, Any]]) -> None:
     client, runs = trained
     assert client.get("/runs/999/history").status_code == 404
     assert client.get(f"/runs/{runs['complex']['id']}/history?every=0").status_code == 422
+    assert client.get(f"/runs/{runs['complex']['id']}/history?max_points=1").status_code == 422
     assert client.get(f"/runs/{runs['complex']['id']}/history?format=xml").status_code == 422
 
 
@@ -280,6 +299,50 @@ def test_predict_unknown_run_and_epoch(trained: tuple[TestClient, dict[str, Any]
     assert response.status_code == 404
 
 
+def test_field_is_the_models_probabilities_on_the_pictures_region(
+    trained: tuple[TestClient, dict[str, Any]],
+) -> None:
+    client, runs = trained
+    run_id = runs["complex"]["id"]
+    for epoch in (0, 1500, None):
+        at = {} if epoch is None else {"epoch": epoch}
+        response = client.get(f"/runs/{run_id}/field", params={"resolution": 40, **at})
+        assert response.status_code == 200, response.text
+        field = response.json()
+        assert field["epoch"] == (CURVE_EPOCHS if epoch is None else epoch)
+        assert field["resolution"] == 40
+        assert len(field["probabilities"]) == 40 * 40
+        # curve's points lie in [0, 1]; the region adds a tenth on each side.
+        assert field["x_min"] < 0 < 1 < field["x_max"]
+        assert field["y_min"] < 0 < 1 < field["y_max"]
+        xs = np.linspace(field["x_min"], field["x_max"], 40)
+        ys = np.linspace(field["y_min"], field["y_max"], 40)
+        grid = [[float(x), float(y)] for y in ys for x in xs]  # row by row from y_min up
+        predicted = client.post(
+            "/predict", json={"run_id": run_id, "points": grid, "epoch": field["epoch"]}
+        ).json()["probabilities"]
+        assert np.allclose(field["probabilities"], predicted, atol=1e-5)
+    untrained = client.get(f"/runs/{run_id}/field", params={"epoch": 0}).json()
+    trained_field = client.get(f"/runs/{run_id}/field").json()
+    assert len(trained_field["probabilities"]) == 100 * 100  # the default resolution
+    assert np.ptp(trained_field["probabilities"]) > 0.9 > np.ptp(untrained["probabilities"])
+
+
+def test_field_refusals(trained: tuple[TestClient, dict[str, Any]]) -> None:
+    client, runs = trained
+    run_id = runs["complex"]["id"]
+    response = client.get(f"/runs/{run_id}/field", params={"epoch": 1234})
+    assert response.status_code == 404
+    assert response.json()["detail"].endswith(
+        "its checkpoints: 0, 500, 1000, 1500, 2000, 2500, 3000"
+    )
+    assert client.get("/runs/999/field").status_code == 404
+    for resolution in (9, 301, "many"):
+        response = client.get(f"/runs/{run_id}/field", params={"resolution": resolution})
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["query", "resolution"]
+
+
 def test_a_run_with_no_checkpoint_yet_is_409(client: TestClient) -> None:
     run_id = client.post("/runs", json={"epochs": 10}).json()["id"]  # the runner is off here
     for method, path, body in [
@@ -287,6 +350,7 @@ def test_a_run_with_no_checkpoint_yet_is_409(client: TestClient) -> None:
         ("GET", f"/runs/{run_id}/boundary.png", None),
         ("GET", f"/runs/{run_id}/boundary.gif", None),
         ("GET", f"/runs/{run_id}/loss.png", None),
+        ("GET", f"/runs/{run_id}/field", None),
     ]:
         response = client.request(method, path, json=body)
         assert response.status_code == 409, path

@@ -4,6 +4,7 @@ PostgreSQL database, one Redis broker and one models store."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from playwright.sync_api import expect
 
 from app.core.config import Settings
 from app.jobs.celery_app import TRAIN_TASK, make_celery, queue_for
 from app.vocabulary import Queue
+from tests.browser import chromium, watched_context
 from tests.celery_cluster import Cluster, celery_cluster
 from tests.images import decode_png
 from tests.polling import run_status, wait_ended, wait_for
@@ -222,3 +225,31 @@ def test_celerys_own_command_starts_a_worker_with_the_same_settings(cluster: Clu
 )
 def test_a_runs_device_names_its_queue(device: str, default: Queue, queue: Queue) -> None:
     assert queue_for(device, default) == queue
+
+
+def test_the_dashboard_on_two_apis_follows_a_run(cluster: Cluster) -> None:
+    """Started from one API's form, watched on the other's run page: every read goes through
+    the database both APIs share, whichever worker trains it."""
+    with chromium() as browser, watched_context(browser) as (context, watched):
+        page = context.new_page()
+        page.goto(f"{cluster.a.url}/ui/new")
+        expect(page.locator('input[name="dataset"][value="curve"]')).to_be_checked()
+        page.fill("#f-epochs", "3000")
+        page.click("#start-run")
+        page.wait_for_url(re.compile(r"/ui/runs/\d+$"))
+        run_id = page.url.rsplit("/", 1)[1]
+        other = context.new_page()
+        other.goto(f"{cluster.b.url}/ui/runs/{run_id}")
+        for seen in (page, other):
+            expect(seen.locator("#run-badge")).to_have_text("succeeded", timeout=120_000)
+            expect(seen.locator("#checkpoint-slider")).to_have_attribute("max", "3")
+            # 3000 epochs, downsampled by the server to every second one and the last.
+            expect(seen.locator("#loss-chart")).to_have_attribute("data-points", "1501")
+        other.locator("#checkpoint-slider").focus()
+        other.keyboard.press("Home")
+        expect(other.locator("#plane")).to_have_attribute("data-epoch", "0")
+        other.goto(f"{cluster.b.url}/")
+        expect(other.locator(f'tr[data-run="{run_id}"]')).to_have_attribute(
+            "data-status", "succeeded"
+        )
+        watched.assert_clean()

@@ -15,10 +15,13 @@ from app.schemas.datasets import (
     GENERATE_EXAMPLES,
     NAME_PATTERN,
     NAME_RULE,
+    PREVIEW_EXAMPLES,
     DatasetGenerate,
     DatasetPublic,
     DatasetsPublic,
+    PointsPreview,
     PointsPublic,
+    PointsRecipe,
 )
 from app.services import datasets as service
 from app.vocabulary import MAX_ID
@@ -92,6 +95,19 @@ def generate_dataset(
 ) -> DatasetPublic:
     """Generate synthetic points by a named rule; the same seed gives the same points."""
     return service.generate_dataset(session, body, settings.max_points)
+
+
+@router.post(
+    "/generate/preview",
+    summary="Preview synthetic points without storing them",
+    response_model=PointsPreview,
+    responses=errors(422),
+)
+def preview_dataset(
+    body: Annotated[PointsRecipe, Body(openapi_examples=PREVIEW_EXAMPLES)], settings: SettingsDep
+) -> PointsPreview:
+    """The points `POST /datasets/generate` would store for the same kind, n, noise and seed."""
+    return service.preview_points(body, settings.max_points)
 
 
 @router.get("", summary="List datasets", response_model=DatasetsPublic)

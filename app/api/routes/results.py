@@ -24,7 +24,13 @@ from app.ml.plots import (
     TUTORIAL_PICTURE,
     PictureSize,
 )
-from app.schemas.results import HistoryPublic, RunEventPublic
+from app.schemas.results import (
+    MAX_FIELD_RESOLUTION,
+    MIN_FIELD_RESOLUTION,
+    FieldPublic,
+    HistoryPublic,
+    RunEventPublic,
+)
 from app.services import results as service
 from app.vocabulary import MAX_ID
 
@@ -56,10 +62,14 @@ def get_history(
     every: Annotated[
         int, Query(ge=1, le=1_000_000, description="keep epoch 0, every N-th and the last")
     ] = 1,
+    max_points: Annotated[
+        int | None,
+        Query(ge=2, le=1_000_000, description="raise `every` so at most about this many come"),
+    ] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> HistoryPublic | Response:
     """Loss per epoch as columnar JSON (or CSV); works while the run trains."""
-    history = service.read_history(session, run_id, every)
+    history = service.read_history(session, run_id, every, max_points)
     if format == "csv":
         return Response(service.history_csv(history), media_type="text/csv")
     return history
@@ -117,6 +127,29 @@ def get_boundary_png(
         size=_size(width, height, dpi, default),
     )
     return Response(png, media_type="image/png")
+
+
+@router.get(
+    "/{run_id}/field",
+    summary="The probability field as numbers",
+    response_model=FieldPublic,
+    responses=errors(404, 409),
+)
+def get_field(
+    run_id: RunId,
+    session: SessionDep,
+    settings: SettingsDep,
+    caches: CachesDep,
+    epoch: Annotated[int | None, Query(ge=0, le=MAX_ID, description="a checkpointed epoch")] = None,
+    resolution: Annotated[
+        int, Query(ge=MIN_FIELD_RESOLUTION, le=MAX_FIELD_RESOLUTION, description="points a side")
+    ] = 100,
+) -> FieldPublic:
+    """P(label 1) on a grid over the data's region at a checkpoint: what `boundary.png`
+    shades, without the picture, fast enough to scrub through checkpoints in a browser."""
+    return service.probability_field(
+        session, caches, settings.models_store, run_id, epoch=epoch, resolution=resolution
+    )
 
 
 @router.get(

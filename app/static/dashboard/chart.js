@@ -1,0 +1,86 @@
+// Loss curves with uPlot (vendored, global `uPlot`): one x axis of epochs, any number of
+// curves, linear or log scale. Curves differ by dash as well as colour (Okabe-Ito palette).
+
+export const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C6D31"];
+const DASHES = [[], [8, 4], [2, 3], [10, 3, 2, 3]];
+
+export class LossChart {
+  constructor(container) {
+    this.container = container;
+    this.log = false;
+    this.x = [];
+    this.curves = [];
+    this.plot = null;
+    this.signature = "";
+    new ResizeObserver(() => this.plot?.setSize(this.size())).observe(container);
+  }
+
+  size() {
+    return { width: Math.max(200, this.container.clientWidth), height: 300 };
+  }
+
+  // `curves`: [{label, values}] aligned with `x` (null where a curve has no value).
+  set(x, curves) {
+    this.x = x;
+    this.curves = curves;
+    // What is drawn, for whoever reads the page without seeing the canvas (tests, too).
+    this.container.dataset.points = String(x.length);
+    this.container.dataset.curves = String(curves.length);
+    const signature = curves.map((curve) => curve.label).join("|");
+    if (this.plot && signature === this.signature) {
+      this.plot.setData(this.data());
+    } else {
+      this.signature = signature;
+      this.build();
+    }
+  }
+
+  setLog(log) {
+    this.log = log;
+    this.build();
+  }
+
+  data() {
+    // A log axis cannot show zero or less: those points are left out.
+    const clean = (values) => (this.log ? values.map((v) => (v > 0 ? v : null)) : values);
+    return [this.x, ...this.curves.map((curve) => clean(curve.values))];
+  }
+
+  build() {
+    this.plot?.destroy();
+    const options = {
+      ...this.size(),
+      scales: { x: { time: false }, y: this.log ? { distr: 3 } : { auto: true } },
+      axes: [{ label: "epoch" }, { label: this.log ? "loss (log scale)" : "loss", size: 60 }],
+      legend: { live: true },
+      cursor: { drag: { x: true, y: false } },
+      series: [
+        { label: "epoch" },
+        ...this.curves.map((curve, index) => ({
+          label: curve.label,
+          stroke: curve.color ?? PALETTE[index % PALETTE.length],
+          dash: curve.dash ?? DASHES[Math.floor(index / PALETTE.length) % DASHES.length],
+          width: 1.5,
+          spanGaps: true,
+          points: { show: false },
+          value: (u, v) => (v === null || v === undefined ? "–" : v.toPrecision(5)),
+        })),
+      ],
+    };
+    this.plot = new uPlot(options, this.data(), this.container);
+  }
+}
+
+// Curves of different runs on one x axis: the union of their epochs, null where one has none.
+export function alignCurves(histories) {
+  const epochs = [...new Set(histories.flatMap((history) => history.epoch))].sort((a, b) => a - b);
+  const at = new Map(epochs.map((epoch, index) => [epoch, index]));
+  const columns = histories.map((history) => {
+    const values = new Array(epochs.length).fill(null);
+    history.epoch.forEach((epoch, index) => {
+      values[at.get(epoch)] = history.loss[index];
+    });
+    return values;
+  });
+  return { epochs, columns };
+}
