@@ -17,10 +17,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.auth import require_api_key
 from app.api.body_limit import BodySizeLimitMiddleware
+from app.api.metrics import install_metrics
 from app.api.openapi import install_openapi
 from app.api.predict_body import LargeBodyValidator
 from app.api.responses import errors
-from app.api.routes import architectures, auth, datasets, health, pages, predict, results, runs
+from app.api.routes import (
+    architectures,
+    auth,
+    datasets,
+    exports,
+    health,
+    pages,
+    predict,
+    results,
+    runs,
+)
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory, session_scope
 from app.core.errors import DatabaseUnusable, install_error_handlers
@@ -137,7 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The dashboard's pages and files: the pages carry no data, so they need no key.
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
-    for module in (datasets, architectures, runs, results, predict):
+    install_metrics(app)  # last: its middleware is the outermost
+    for module in (datasets, architectures, runs, results, exports, predict):
         app.include_router(
             module.router,
             dependencies=[Depends(require_api_key)],

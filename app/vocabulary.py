@@ -79,6 +79,17 @@ class StopReason(StrEnum):
     RELEASED = "released"  # the worker is shutting down: the run goes back to the queue
 
 
+class FailureReason(StrEnum):
+    """Why a run failed, as its row records it (and /metrics counts it)."""
+
+    DEVICE = "device"  # the device it asked for is not on its worker
+    CHECKPOINT = "checkpoint"  # its checkpoint could not be loaded to resume it
+    STORE_FULL = "store_full"  # PC_MAX_STORE_BYTES left no room for its checkpoints
+    DIVERGED = "diverged"  # its loss became NaN or infinite
+    ERROR = "error"  # an exception while training
+    WORKER_LOST = "worker_lost"  # its worker stopped more times than PC_MAX_RESTARTS
+
+
 class RunnerKind(StrEnum):
     """What trains the queued runs (PC_RUNNER)."""
 

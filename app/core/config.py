@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     # With an API key set: whether reads (GET) need it too.
     protect_reads: bool = False
+    # Whether GET /metrics stays open when reads need the key (a scraper on a private network).
+    metrics_open: bool = False
     # How long an SQLite writer waits for the lock before the request is answered 503.
     sqlite_busy_timeout_ms: int = Field(default=SQLITE_BUSY_TIMEOUT_MS, ge=0)
     host: str = "127.0.0.1"

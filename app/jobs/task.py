@@ -36,7 +36,7 @@ from app.ml.checkpoints import (
 from app.ml.devices import DeviceUnavailable, resolve_device
 from app.ml.engine import train
 from app.services import run_lifecycle as lifecycle
-from app.vocabulary import RunStatus, StopReason, TrainOutcome
+from app.vocabulary import FailureReason, RunStatus, StopReason, TrainOutcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -233,14 +233,20 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
     try:
         device = resolve_device(job.device)
     except DeviceUnavailable as exc:
-        _finish(ctx, run_id, RunStatus.FAILED, error=str(exc))
+        _finish(ctx, run_id, RunStatus.FAILED, error=str(exc), failure=FailureReason.DEVICE)
         return
     resume = None
     if job.resume_from is not None:
         try:
             resume = load_checkpoint(ctx.models_store, job.resume_from.path, job.resume_from.sha256)
         except CheckpointError as exc:
-            _finish(ctx, run_id, RunStatus.FAILED, error=f"cannot resume: {exc}")
+            _finish(
+                ctx,
+                run_id,
+                RunStatus.FAILED,
+                error=f"cannot resume: {exc}",
+                failure=FailureReason.CHECKPOINT,
+            )
             return
     write(
         ctx, lambda session: lifecycle.set_device_used(session, run_id, ctx.worker_id, str(device))
@@ -260,14 +266,20 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
             )
     except StoreFull as exc:
         log.warning("run %s failed: %s", run_id, exc)
-        _finish(ctx, run_id, RunStatus.FAILED, error=str(exc))
+        _finish(ctx, run_id, RunStatus.FAILED, error=str(exc), failure=FailureReason.STORE_FULL)
         return
     except Exception as exc:
         if callbacks.lost_meanwhile():
             log.info("run %s was deleted or taken back while training; stopped", run_id)
             return
         log.exception("run %s failed", run_id)
-        _finish(ctx, run_id, RunStatus.FAILED, error=f"training error: {type(exc).__name__}: {exc}")
+        _finish(
+            ctx,
+            run_id,
+            RunStatus.FAILED,
+            error=f"training error: {type(exc).__name__}: {exc}",
+            failure=FailureReason.ERROR,
+        )
         return
     if callbacks.stop_reason is None and result.outcome == TrainOutcome.STOPPED:
         # Stopped inside an epoch, by what the heartbeat saw or by a shutdown.
@@ -276,7 +288,13 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
     if result.outcome == TrainOutcome.COMPLETED:
         _finish(ctx, run_id, RunStatus.SUCCEEDED, accuracy=result.accuracy)
     elif result.outcome == TrainOutcome.DIVERGED:
-        _finish(ctx, run_id, RunStatus.FAILED, error=f"loss diverged at epoch {result.diverged_at}")
+        _finish(
+            ctx,
+            run_id,
+            RunStatus.FAILED,
+            error=f"loss diverged at epoch {result.diverged_at}",
+            failure=FailureReason.DIVERGED,
+        )
     elif callbacks.stop_reason == StopReason.CANCELLED:
         _finish(ctx, run_id, RunStatus.CANCELLED)
     elif callbacks.stop_reason == StopReason.RELEASED:

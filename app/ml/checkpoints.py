@@ -42,6 +42,12 @@ def checkpoint_relpath(run_id: int, epoch: int) -> str:
     return f"{run_folder_name(run_id)}/epoch-{int(epoch):09d}.pt"
 
 
+def export_relpath(run_id: int, epoch: int, sha256: str) -> str:
+    """Where a checkpoint's ONNX export is cached: beside it, named by its hash as well, so a
+    checkpoint written again never serves an old export."""
+    return f"{run_folder_name(run_id)}/epoch-{int(epoch):09d}-{sha256[:12]}.onnx"
+
+
 def to_cpu(value: Any) -> Any:
     """A copy of nested state with every tensor on the CPU, so any machine can load it."""
     if isinstance(value, torch.Tensor):

@@ -19,7 +19,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, NameColumn, UTCDateTime, utcnow
-from app.vocabulary import Activation, Architecture, Optimizer, RunStatus, sql_values
+from app.vocabulary import (
+    Activation,
+    Architecture,
+    FailureReason,
+    Optimizer,
+    RunStatus,
+    sql_values,
+)
 
 
 class Run(Base):
@@ -28,6 +35,7 @@ class Run(Base):
         CheckConstraint(f"status IN {sql_values(RunStatus)}", name="status"),
         CheckConstraint("epochs > 0", name="epochs_positive"),
         CheckConstraint("epoch >= 0", name="epoch_not_negative"),
+        CheckConstraint(f"failure_reason IN {sql_values(FailureReason)}", name="failure_reason"),
         Index("ix_runs_status_id", "status", "id"),
         {"sqlite_autoincrement": True},
     )
@@ -61,6 +69,9 @@ class Run(Base):
     final_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
     accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure_reason: Mapped[FailureReason | None] = mapped_column(
+        NameColumn(FailureReason), nullable=True
+    )
     # Coordination between the API, the runner and the workers, all through this row.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

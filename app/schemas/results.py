@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from app.schemas.types import Integer, json_number
-from app.vocabulary import MAX_ID, RunStatus
+from app.vocabulary import MAX_ID, Activation, Architecture, RunStatus
 
 MAX_PREDICT_POINTS = 100_000
 
@@ -48,6 +48,25 @@ class FieldPublic(BaseModel):
         description="resolution x resolution values, row by row from y_min up, each row from "
         "x_min to x_max, rounded to 5 decimals"
     )
+
+
+class LayerWeights(BaseModel):
+    weight: list[list[float]] = Field(description="[out][in]")
+    bias: list[float] = Field(description="[out]")
+
+
+class ExportPublic(BaseModel):
+    """A network as numbers: with h the rows of [x, y], h = activation(h @ W.T + b) after
+    every layer but the last; P(label 1) = sigmoid(h @ W.T + b) of the last."""
+
+    run_id: int
+    epoch: int = Field(description="the checkpoint's epoch")
+    architecture: Architecture
+    hidden_layers: list[int]
+    dataset: str
+    activation: Activation = Field(description="after every layer but the last")
+    output: str = Field(description="applied to the last layer's output: sigmoid")
+    layers: list[LayerWeights]
 
 
 class PredictRequest(BaseModel):

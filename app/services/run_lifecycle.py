@@ -21,6 +21,7 @@ from app.models import Checkpoint, Run, RunHistory, RunStatus
 from app.models.base import utcnow
 from app.services.datasets import dataset_points
 from app.services.runs import last_losses, latest_checkpoint
+from app.vocabulary import FailureReason
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ def finish_run(
     *,
     accuracy: float | None = None,
     error: str | None = None,
+    failure: FailureReason | None = None,
 ) -> bool:
     """End a run this worker holds; its final loss is the last recorded one."""
     last = last_losses(session, run_id)
@@ -240,6 +242,7 @@ def finish_run(
             final_loss=last[1] if last is not None else None,
             accuracy=accuracy,
             error=error,
+            failure_reason=failure,
             worker_id=None,
             cancel_requested=False,
             finished_at=utcnow(),
@@ -283,6 +286,7 @@ def recover_orphaned_runs(
                 f"{lost} and it was already restarted {run.restarts} time(s); "
                 f"giving up after PC_MAX_RESTARTS={max_restarts}"
             )
+            run.failure_reason = FailureReason.WORKER_LOST
             run.finished_at = utcnow()
             run.final_loss = run.loss
         elif run.cancel_requested:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.processes import pid_alive
-from app.ml.checkpoints import TMP_SUFFIX
+from app.ml.checkpoints import TMP_SUFFIX, checkpoint_relpath
 from app.models import Checkpoint, Run, RunStatus
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def remove_run_folder(folder: Path) -> None:
         log.warning("could not remove %d file(s) of a deleted run: %s", len(left), left[:5])
 
 
+EXPORT_FILE = re.compile(r"^epoch-(\d+)-[0-9a-f]{12}\.onnx$")
 TMP_PID = re.compile(r"\.(\d+)" + re.escape(TMP_SUFFIX) + "$")
 
 
@@ -56,6 +57,11 @@ def sweep_models_store(session: Session, store: Path) -> list[str]:
             tmp = TMP_PID.search(path.name)
             if tmp is not None:
                 if not pid_alive(int(tmp.group(1))):
+                    path.unlink(missing_ok=True)
+                    removed.append(relpath)
+            elif (export := EXPORT_FILE.match(path.name)) is not None:
+                # A cached export stays while its checkpoint does.
+                if checkpoint_relpath(run_id, int(export.group(1))) not in known:
                     path.unlink(missing_ok=True)
                     removed.append(relpath)
             elif relpath not in known and runs[run_id] != RunStatus.RUNNING:

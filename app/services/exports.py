@@ -1,0 +1,57 @@
+"""A run's model to take away, from a verified checkpoint: ONNX (cached beside the checkpoint)
+or its weights as JSON. The exporter is imported on the first export, not at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from app.ml.checkpoints import export_relpath, write_checkpoint_bytes
+from app.schemas.results import ExportPublic
+from app.services.datasets import dataset_name
+from app.services.results import ResultCaches, load_model
+from app.services.runs import find_checkpoint, find_run
+
+
+def export_onnx(
+    session: Session, caches: ResultCaches, store: Path, run_id: int, epoch: int | None
+) -> tuple[bytes, int]:
+    """The ONNX file of the checkpoint at `epoch` (the latest if None), and that epoch."""
+    ref = find_checkpoint(session, run_id, epoch)
+    relpath = export_relpath(run_id, ref.epoch, ref.sha256)
+    cached = store / relpath
+    if cached.is_file():
+        return cached.read_bytes(), ref.epoch
+    from app.ml.export import onnx_bytes  # seconds of imports: only when someone exports
+
+    run = find_run(session, run_id)
+    metadata = {
+        "run_id": str(run_id),
+        "epoch": str(ref.epoch),
+        "architecture": run.architecture.value,
+        "hidden_layers": ",".join(map(str, run.hidden_layers)),
+        "activation": run.activation.value,
+        "dataset": dataset_name(session, run.dataset_id),
+        "checkpoint_sha256": ref.sha256,
+    }
+    data = onnx_bytes(load_model(caches, store, ref), metadata)
+    write_checkpoint_bytes(store, relpath, data)  # atomic: a reader never sees half a file
+    return data, ref.epoch
+
+
+def export_json(
+    session: Session, caches: ResultCaches, store: Path, run_id: int, epoch: int | None
+) -> ExportPublic:
+    from app.ml.export import weights
+
+    ref = find_checkpoint(session, run_id, epoch)
+    run = find_run(session, run_id)
+    return ExportPublic(
+        run_id=run_id,
+        epoch=ref.epoch,
+        architecture=run.architecture,
+        hidden_layers=run.hidden_layers,
+        dataset=dataset_name(session, run.dataset_id),
+        **weights(load_model(caches, store, ref)),
+    )
