@@ -55,6 +55,8 @@ with `POST /runs`, follow it, then look at its decision boundary and ask it for 
    `Epoch n, Loss: x` lines.
 3. `GET /runs/{run_id}/boundary.png`: the decision boundary it learned.
 4. `POST /predict`: probabilities for your own points.
+
+The dashboard at [`/`](/) shows the same in a browser: runs live, a form, boundaries to scrub.
 """
 
 
