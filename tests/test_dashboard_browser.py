@@ -331,17 +331,25 @@ def test_cancel_resume_and_delete_from_the_table(
     # Its page, while it trains: the event stream and about one other request a second.
     page.goto(f"{server.url}/ui/runs/{run['id']}")
     expect(page.locator("#run-badge")).to_have_text("running")
+    # Its buttons keep the keyboard's focus while the page updates.
+    page.get_by_role("button", name="Cancel").focus()
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url))
     page.wait_for_timeout(5_000)
     reads = [url for url in asked if not url.endswith("/events")]
     assert 3 <= len(reads) <= 7, reads
+    assert page.evaluate("document.activeElement.textContent") == "Cancel"
     expect(page.locator("#loss-chart")).not_to_have_attribute("data-points", "0")
 
     page.goto(f"{server.url}/")
     row = page.locator(f'tr[data-run="{run["id"]}"]')
     expect(row).to_have_attribute("data-status", "running")
-    row.get_by_role("button", name=f"cancel run {run['id']}").click()
+    # By keyboard: the table is drawn again every second, and the focus stays where it was.
+    row.get_by_role("button", name=f"cancel run {run['id']}").focus()
+    page.wait_for_timeout(2_500)
+    focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert focused == f"cancel run {run['id']}"
+    page.keyboard.press("Enter")
     expect(row).to_have_attribute("data-status", "cancelled", timeout=30_000)
     assert http.get(f"/runs/{run['id']}").json()["status"] == "cancelled"
     # An ended run's page reads what it shows once, then asks nothing more.

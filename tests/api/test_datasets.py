@@ -276,6 +276,16 @@ def test_generate_more_than_max_points_is_422(settings: Settings) -> None:
     assert "n: 51" in response.json()["detail"]
 
 
+def test_points_can_be_sampled_for_a_thumbnail(client: TestClient) -> None:
+    full = client.get("/datasets/curve/points").json()["points"]
+    sampled = client.get("/datasets/curve/points", params={"max_points": 50}).json()["points"]
+    assert sampled == full[::4]
+    assert client.get("/datasets/curve/points", params={"max_points": 500}).json()["points"] == full
+    response = client.get("/datasets/curve/points", params={"max_points": 0})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "max_points"]
+
+
 def test_preview_shows_what_generate_stores_and_stores_nothing(client: TestClient) -> None:
     recipe = {"kind": "moons", "n": 300, "noise": None, "seed": 4}
     preview = client.post("/datasets/generate/preview", json=recipe)

@@ -138,9 +138,18 @@ def get_dataset(ref: DatasetRef, session: SessionDep) -> DatasetPublic:
     response_model=PointsPublic,
     responses=errors(404, examples=NO_DATASET),
 )
-def get_points(ref: DatasetRef, session: SessionDep) -> PointsPublic:
+def get_points(
+    ref: DatasetRef,
+    session: SessionDep,
+    max_points: Annotated[
+        int | None,
+        Query(ge=1, le=1_000_000, description="at most this many, evenly spaced (a thumbnail)"),
+    ] = None,
+) -> PointsPublic:
     """The points as JSON rows of [x, y, label]."""
     name, points = service.dataset_points(session, ref)
+    if max_points is not None and len(points) > max_points:
+        points = points[:: -(-len(points) // max_points)]
     return PointsPublic(name=name, points=points.tolist())
 
 

@@ -1,7 +1,7 @@
 // Datasets: the gallery, an upload (file picker or drag and drop) and the generator with a
 // preview. The service's messages are shown as it writes them.
 import { api, confirmAction, el, errorText, fieldOf, linkFiles, ready, showError } from "./api.js";
-import { Plane, drawThumbnail } from "./plane.js";
+import { Plane, THUMBNAIL_POINTS, drawThumbnail } from "./plane.js";
 
 const gallery = document.getElementById("gallery");
 const uploadForm = document.getElementById("upload-form");
@@ -41,7 +41,7 @@ function card(dataset) {
     }),
     actions,
   );
-  api(`/datasets/${dataset.id}/points`).then(({ points }) => drawThumbnail(canvas, points)).catch(() => {});
+  api(`/datasets/${dataset.id}/points?max_points=${THUMBNAIL_POINTS}`).then(({ points }) => drawThumbnail(canvas, points)).catch(() => {});
   linkFiles(node);
   return node;
 }

@@ -1,7 +1,7 @@
 // The new-run form: every run parameter, the dataset picked from thumbnails, the service's own
 // validation messages shown next to the field they are about.
 import { api, el, errorText, fieldOf, ready, showError } from "./api.js";
-import { drawThumbnail } from "./plane.js";
+import { THUMBNAIL_POINTS, drawThumbnail } from "./plane.js";
 
 const form = document.getElementById("run-form");
 const choices = document.getElementById("dataset-choices");
@@ -121,7 +121,7 @@ async function loadDatasets() {
         el("span", { text: dataset.name }),
         el("small", { class: "muted", text: `${dataset.n_points} points, ${dataset.source}` })),
     );
-    api(`/datasets/${dataset.id}/points`).then(({ points }) => drawThumbnail(canvas, points)).catch(() => {});
+    api(`/datasets/${dataset.id}/points?max_points=${THUMBNAIL_POINTS}`).then(({ points }) => drawThumbnail(canvas, points)).catch(() => {});
   }
 }
 

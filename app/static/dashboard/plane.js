@@ -220,6 +220,9 @@ export class Plane {
   }
 }
 
+// Points a thumbnail shows at most: a large dataset's are sampled by the server.
+export const THUMBNAIL_POINTS = 1000;
+
 // A small scatter of a dataset's points, for thumbnails.
 export function drawThumbnail(canvas, points) {
   const plane = new Plane(canvas);

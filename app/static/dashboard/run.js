@@ -62,6 +62,9 @@ function showRun() {
     ...(run.error ? fact("Error", run.error) : []),
   );
   const actions = document.getElementById("run-actions");
+  const offer = `${ENDED.has(run.status)} ${run.cancel_requested}`;
+  if (actions.dataset.offer === offer) return; // drawn again, they would lose the focus
+  actions.dataset.offer = offer;
   actions.replaceChildren(
     ENDED.has(run.status)
       ? el("button", { type: "button", text: "Resume", onclick: resume })

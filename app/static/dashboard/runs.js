@@ -114,6 +114,10 @@ function row(run) {
   );
 }
 
+function controlName(control) {
+  return control.getAttribute("aria-label") ?? control.textContent;
+}
+
 function updateCompare() {
   const button = document.getElementById("compare-selected");
   button.disabled = selected.size < 2;
@@ -130,7 +134,16 @@ async function refresh() {
     remember();
     return 0;
   }
+  // The rows are drawn again every second while runs train: whoever is tabbing through them
+  // keeps their place.
+  const focused = body.contains(document.activeElement) ? document.activeElement : null;
+  const place = focused && [focused.closest("tr")?.dataset.run, controlName(focused)];
   body.replaceChildren(...data.map(row));
+  if (place) {
+    const again = [...(body.querySelector(`tr[data-run="${place[0]}"]`)?.querySelectorAll("a, button, input") ?? [])]
+      .find((control) => controlName(control) === place[1]);
+    again?.focus();
+  }
   document.getElementById("runs-empty").hidden = count > 0;
   const first = count ? state.page * PAGE_SIZE + 1 : 0;
   document.getElementById("page-info").textContent =
