@@ -33,6 +33,7 @@ from app.vocabulary import (
     TUTORIAL_LOG_EVERY,
     Activation,
     Architecture,
+    LossFunction,
     Optimizer,
 )
 
@@ -86,6 +87,7 @@ def _train(args: argparse.Namespace) -> None:
         optimizer=args.optimizer,
         momentum=args.momentum,
         batch_size=args.batch_size,
+        loss=args.loss,
         seed=seed,
         checkpoint_every=args.epochs,  # only the final state is kept, for the picture
     )
@@ -133,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train_cmd.add_argument("--optimizer", choices=list(Optimizer), default=Optimizer.ADAM)
     train_cmd.add_argument("--momentum", type=float, default=0.0)
+    train_cmd.add_argument(
+        "--loss", choices=list(LossFunction), default=LossFunction.BCE, help="bce: the tutorial's"
+    )
     train_cmd.add_argument("--batch-size", type=int, default=None, help="default: full batch")
     train_cmd.add_argument("--hidden-layers", default=None, help="mlp widths, e.g. 64,64")
     train_cmd.add_argument("--activation", choices=list(Activation), default=None, help="mlp only")

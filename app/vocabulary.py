@@ -31,6 +31,11 @@ class Optimizer(StrEnum):
     RMSPROP = "rmsprop"
 
 
+class LossFunction(StrEnum):
+    BCE = "bce"  # binary cross-entropy, the tutorial's
+    MSE = "mse"  # squared error of the sigmoid output
+
+
 class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

@@ -18,16 +18,16 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
-from torch.nn import functional
 
 from app.ml.architectures import COMPLEX, NetworkSpec, build_network
 from app.ml.checkpoints import to_cpu
 from app.ml.fast_step import FastTrainingStep
-from app.ml.inference import evaluate
+from app.ml.inference import evaluate, mean_loss, pointwise_loss
 from app.vocabulary import (
     DEFAULT_CHECKPOINT_EVERY,
     REPORT_INTERVAL_S,
     TUTORIAL_LEARNING_RATE,
+    LossFunction,
     Optimizer,
     TrainOutcome,
 )
@@ -49,12 +49,14 @@ class TrainConfig:
     seed: int = 0  # seeds the weights, the validation split and the shuffling
     validation_split: float = 0.0  # fraction held out; its loss is recorded too
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY  # and always at 0 and at the end
+    loss: LossFunction = LossFunction.BCE  # the tutorial's binary cross-entropy, or mse
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values only: checkpoints carry this, and load with `weights_only`."""
         values = asdict(self)
         values["network"] = self.network.as_dict()
         values["optimizer"] = Optimizer(self.optimizer).value
+        values["loss"] = LossFunction(self.loss).value
         return values
 
 
@@ -89,8 +91,11 @@ class PendingLosses:
     mini-batches the epoch's loss is the batches' weighted mean, kept as a tensor.
     """
 
-    def __init__(self, targets: torch.Tensor, capacity: int) -> None:
+    def __init__(
+        self, targets: torch.Tensor, capacity: int, loss: LossFunction = LossFunction.BCE
+    ) -> None:
         self.targets = targets
+        self.loss = loss
         self.capacity = capacity
         self.count = 0
         self._logits: torch.Tensor | None = None
@@ -136,9 +141,7 @@ class PendingLosses:
             values = torch.stack(self._losses)
         elif self._logits is not None and self.count:
             logits = self._logits[: self.count]
-            per_point = functional.binary_cross_entropy_with_logits(
-                logits, self.targets.expand_as(logits), reduction="none"
-            )
+            per_point = pointwise_loss(logits, self.targets.expand_as(logits), self.loss)
             values = per_point.flatten(1).mean(dim=1)
         else:
             values = torch.empty(0)
@@ -157,16 +160,21 @@ class AutogradStep:
     """A step through autograd and torch.optim: the reference the fast step is held to."""
 
     def __init__(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, stop: Callable[[], None] | None
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        stop: Callable[[], None] | None,
+        loss: LossFunction = LossFunction.BCE,
     ) -> None:
         self.model, self.optimizer, self.stop = model, optimizer, stop
-        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.loss = loss
         self.updates = 0
 
     def __call__(self, x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.model(x)
-        self.loss_fn(logits, y).backward()
+        objective: Any = mean_loss(logits, y, self.loss)  # torch's backward is untyped
+        objective.backward()
         if self.stop is not None:
             self.stop()
         self.optimizer.step()
@@ -190,9 +198,10 @@ def make_step(
     fast: bool,
     stop: Callable[[], None] | None,
 ) -> Step:
-    """The hand-written step of `app.ml.fast_step`, or autograd's with `fast=False`."""
-    if not fast:
-        return AutogradStep(model, optimizer, stop)
+    """The hand-written step of `app.ml.fast_step` (the tutorial's loss), or autograd's with
+    `fast=False` or another loss."""
+    if not fast or config.loss != LossFunction.BCE:
+        return AutogradStep(model, optimizer, stop, config.loss)
     return FastTrainingStep(
         model,
         optimizer,
@@ -295,7 +304,7 @@ def train_epoch(
     for begin in range(0, n, batch_size):
         batch = order[begin : begin + batch_size]
         x, y = split.x[batch], split.y[batch]
-        total += functional.binary_cross_entropy_with_logits(step(x, y), y) * len(batch)
+        total += mean_loss(step(x, y), y, losses.loss) * len(batch)
     losses.add_loss(total / n)
 
 
@@ -396,8 +405,8 @@ def train(
         config.batch_size if config.batch_size and config.batch_size < len(split.x) else None
     )
     capacity = PendingLosses.capacity_for(len(data))
-    losses = PendingLosses(split.y, capacity)
-    val_losses = PendingLosses(split.y_val, capacity) if len(split.x_val) else None
+    losses = PendingLosses(split.y, capacity, config.loss)
+    val_losses = PendingLosses(split.y_val, capacity, config.loss) if len(split.x_val) else None
     reporter = Reporter(callbacks, losses, val_losses, report_interval_s)
 
     def checkpoint(epoch: int) -> None:
@@ -450,6 +459,6 @@ def train(
         max(config.epochs, start),
         final_loss=reporter.last_loss,
         final_val_loss=reporter.last_val_loss,
-        accuracy=evaluate(model, data.to(device))[1],
+        accuracy=evaluate(model, data.to(device), config.loss)[1],
         device=str(device),
     )

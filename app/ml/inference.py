@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from app.ml.architectures import NetworkSpec, build_network
-from app.vocabulary import Activation, Architecture
+from app.vocabulary import Activation, Architecture, LossFunction
 
 # Points per forward pass: bounds memory for the widest networks on the largest requests.
 PREDICT_CHUNK = 4096
@@ -33,6 +33,7 @@ class TrainedModel:
     network: NetworkSpec
     module: nn.Sequential
     epoch: int
+    loss: LossFunction = LossFunction.BCE  # what it was trained on
 
 
 def model_from_checkpoint(state: dict[str, Any]) -> TrainedModel:
@@ -47,7 +48,9 @@ def model_from_checkpoint(state: dict[str, Any]) -> TrainedModel:
     module.load_state_dict(state["model"])
     module = nn.Sequential(*(Float64Gelu() if isinstance(m, nn.GELU) else m for m in module))
     module.eval()
-    return TrainedModel(spec, module, int(state["epoch"]))
+    # Checkpoints from before the loss was a choice were all trained on the tutorial's.
+    loss = LossFunction(state["config"].get("loss", LossFunction.BCE))
+    return TrainedModel(spec, module, int(state["epoch"]), loss)
 
 
 def predict_probabilities(model: nn.Module, xy: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -63,14 +66,32 @@ def predict_probabilities(model: nn.Module, xy: NDArray[np.float64]) -> NDArray[
     return out
 
 
-def evaluate(model: nn.Module, data: Tensor) -> tuple[float, float]:
+def pointwise_loss(logits: Tensor, targets: Tensor, loss: LossFunction) -> Tensor:
+    """Each point's loss: binary cross-entropy from the logits (the tutorial's, computed
+    stably), or the squared error of the sigmoid's probability."""
+    if loss == LossFunction.MSE:
+        return (torch.sigmoid(logits) - targets) ** 2
+    return functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+
+
+def mean_loss(logits: Tensor, targets: Tensor, loss: LossFunction) -> Tensor:
+    """The mean loss, BCE through torch's own mean reduction (the fast step is held to it bit
+    for bit)."""
+    if loss == LossFunction.MSE:
+        return pointwise_loss(logits, targets, loss).mean()
+    return functional.binary_cross_entropy_with_logits(logits, targets)
+
+
+def evaluate(
+    model: nn.Module, data: Tensor, loss_function: LossFunction = LossFunction.BCE
+) -> tuple[float, float]:
     """(loss, accuracy) on labelled points, rows of (x, y, label): the loss as training computes
     it, the accuracy as a count over n in float64 (0.81, not float32's 0.8100000023841858)."""
     model.eval()
     with torch.inference_mode():
         logits = model(data[:, :2])
         labels = data[:, 2:]
-        loss = functional.binary_cross_entropy_with_logits(logits, labels).item()
+        loss = mean_loss(logits, labels, loss_function).item()
         correct = int(((logits > 0).float() == labels).sum().item())
     return loss, correct / len(data)
 

@@ -271,7 +271,8 @@ def model_boundary_figure(
     (which split it is on), or, without `numbers`, the loss on all the points."""
     grid = probability_grid(model.module, padded_bounds(points))
     probabilities = predict_probabilities(model.module, points[:, :2])
-    loss, accuracy = evaluate(model.module, torch.as_tensor(points, dtype=torch.float32))
+    data = torch.as_tensor(points, dtype=torch.float32)
+    loss, accuracy = evaluate(model.module, data, model.loss)
     title = f"{name}, epoch {model.epoch}\n{_numbers_line(numbers, len(points), loss, accuracy)}"
     validation = numbers.validation if numbers is not None else None
     return boundary_figure(grid, points, probabilities, title, size, validation)

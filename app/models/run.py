@@ -23,6 +23,7 @@ from app.vocabulary import (
     Activation,
     Architecture,
     FailureReason,
+    LossFunction,
     Optimizer,
     RunStatus,
     sql_values,
@@ -36,6 +37,7 @@ class Run(Base):
         CheckConstraint("epochs > 0", name="epochs_positive"),
         CheckConstraint("epoch >= 0", name="epoch_not_negative"),
         CheckConstraint(f"failure_reason IN {sql_values(FailureReason)}", name="failure_reason"),
+        CheckConstraint(f"loss_function IN {sql_values(LossFunction)}", name="loss_function"),
         Index("ix_runs_status_id", "status", "id"),
         {"sqlite_autoincrement": True},
     )
@@ -55,6 +57,9 @@ class Run(Base):
     learning_rate: Mapped[float] = mapped_column(Float)
     optimizer: Mapped[Optimizer] = mapped_column(NameColumn(Optimizer))
     momentum: Mapped[float] = mapped_column(Float, default=0.0)
+    loss_function: Mapped[LossFunction] = mapped_column(
+        NameColumn(LossFunction), default=LossFunction.BCE, server_default=LossFunction.BCE.value
+    )
     batch_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seed: Mapped[int] = mapped_column(Integer)
     device: Mapped[str] = mapped_column(String(16))

@@ -18,6 +18,7 @@ from app.vocabulary import (
     TUTORIAL_LOG_EVERY,
     Activation,
     Architecture,
+    LossFunction,
     Optimizer,
     RunStatus,
 )
@@ -40,6 +41,7 @@ RUN_EXAMPLES: dict[str, Any] = {
             "epochs": TUTORIAL_EPOCHS,
             "learning_rate": TUTORIAL_LEARNING_RATE,
             "optimizer": "adam",
+            "loss": "bce",
             "batch_size": None,
             "seed": None,
             "device": "auto",
@@ -91,6 +93,11 @@ class _RunCreateBase(BaseModel):
     learning_rate: Number = Field(default=TUTORIAL_LEARNING_RATE, gt=0, le=10)
     optimizer: Optimizer = Optimizer.ADAM
     momentum: Number = Field(default=0.0, ge=0, lt=1, description="sgd and rmsprop only")
+    loss: LossFunction = Field(
+        default=LossFunction.BCE,
+        description="bce: binary cross-entropy, the tutorial's; mse: squared error of the "
+        "sigmoid's probability",
+    )
     batch_size: Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(json_number)] | None = (
         Field(default=None, description="null: full batch, as the tutorial")
     )
@@ -189,6 +196,7 @@ class RunPublic(BaseModel):
     learning_rate: float
     optimizer: Optimizer
     momentum: float
+    loss_function: LossFunction = Field(description="what it minimises (the request's `loss`)")
     batch_size: int | None
     seed: int
     device: str

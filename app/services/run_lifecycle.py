@@ -127,6 +127,7 @@ def prepare_job(session: Session, run_id: int, worker_id: str) -> TrainingJob | 
         seed=run.seed,
         validation_split=run.validation_split,
         checkpoint_every=run.checkpoint_every,
+        loss=run.loss_function,
     )
     return TrainingJob(run_id, config, run.device, points, resume_from)
 

@@ -130,6 +130,7 @@ def create_run(
         learning_rate=request.learning_rate,
         optimizer=request.optimizer,
         momentum=request.momentum,
+        loss_function=request.loss,
         batch_size=request.batch_size,
         seed=request.seed if request.seed is not None else secrets.randbelow(MAX_ID + 1),
         device=request.device,

@@ -41,6 +41,7 @@ def test_post_runs_queues_with_tutorial_defaults(client: TestClient) -> None:
     assert run["epoch"] == 0
     assert run["learning_rate"] == 0.003
     assert run["optimizer"] == "adam"
+    assert run["loss_function"] == "bce"
     assert run["batch_size"] is None
     assert run["device"] == "auto"
     assert run["checkpoint_every"] == 1000
@@ -65,6 +66,12 @@ def test_mlp_records_its_shape_and_parameter_count(client: TestClient) -> None:
     assert create(client, architecture="mlp")["hidden_layers"] == [64, 64]
 
 
+def test_the_loss_is_a_choice_kept_with_the_run(client: TestClient) -> None:
+    run = client.post("/runs", json={"architecture": "simple", "loss": "mse"}).json()
+    assert run["loss_function"] == "mse"
+    assert client.get(f"/runs/{run['id']}").json()["loss_function"] == "mse"
+
+
 def test_architectures_lists_parameter_counts(client: TestClient) -> None:
     counts = {a["name"]: a["parameter_count"] for a in client.get("/architectures").json()}
     assert counts["simple"] == 3
@@ -82,6 +89,8 @@ def test_architectures_lists_parameter_counts(client: TestClient) -> None:
         ({"learning_rate": 0}, "learning_rate"),
         ({"learning_rate": -0.1}, "learning_rate"),
         ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"loss": "hinge"}, "loss"),
+        ({"loss": 1}, "loss"),
         ({"momentum": 1.5}, "momentum"),
         ({"batch_size": 0}, "batch_size"),
         ({"seed": -1}, "seed"),

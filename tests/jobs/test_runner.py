@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
@@ -290,3 +292,17 @@ def test_deleting_training_runs_logs_no_error(live_server: LiveServer) -> None:
     assert "Traceback" not in log
     assert "ERROR" not in log
     assert "training run" in log  # the workers' own lines do reach the server's log
+
+
+def test_a_run_trained_on_mse_keeps_it_through_the_worker_and_its_checkpoints(
+    runner_client: TestClient,
+) -> None:
+    body = {"dataset": "linear", "architecture": "simple", "epochs": 300, "loss": "mse"}
+    run = wait_ended(runner_client, runner_client.post("/runs", json=body).json()["id"])
+    assert (run["status"], run["loss_function"]) == ("succeeded", "mse")
+    history = runner_client.get(f"/runs/{run['id']}/history").json()["loss"]
+    assert history[-1] < history[0] <= 1.0  # squared errors of probabilities
+    checkpoint = runner_client.get(f"/runs/{run['id']}/checkpoints/300").content
+    state = torch.load(io.BytesIO(checkpoint), weights_only=True)
+    assert state["config"]["loss"] == "mse"
+    assert runner_client.get(f"/runs/{run['id']}/boundary.png").status_code == 200

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from app.ml.architectures import build_network
+from app.ml.architectures import build_network, network_spec
 from app.ml.checkpoints import (
     CheckpointError,
     checkpoint_relpath,
     load_checkpoint,
     write_checkpoint,
 )
-from app.ml.engine import train
+from app.ml.engine import AutogradStep, make_step, train
+from app.ml.fast_step import FastTrainingStep
 from tests.ml.training import CPU, Recorder, config, points
 
 
@@ -137,6 +138,44 @@ def test_every_optimizer_lowers_the_loss(
         recorder,
     )
     assert recorder.losses[-1] < recorder.losses[0] - 0.1
+
+
+def test_mse_minimises_the_squared_error_of_the_probability() -> None:
+    data = points("linear")
+    recorder = Recorder()
+    result = train(config("simple", epochs=400, loss="mse", seed=4), data, CPU, recorder)
+    assert result.outcome == "completed"
+    # Epoch 0's loss is the untrained network's mean squared error, computed here by hand.
+    untrained = build_network(network_spec("simple"))
+    untrained.load_state_dict(recorder.checkpoints[0]["model"])
+    with torch.no_grad():
+        tensor = torch.as_tensor(data, dtype=torch.float32)
+        probability = torch.sigmoid(untrained(tensor[:, :2]))
+        by_hand = ((probability - tensor[:, 2:]) ** 2).mean().item()
+    assert recorder.losses[0] == pytest.approx(by_hand, rel=1e-6)
+    assert recorder.losses[-1] < recorder.losses[0] - 0.05
+    assert recorder.losses[-1] < 0.25  # squared errors of probabilities: at most 1 each
+    assert recorder.checkpoints[400]["config"]["loss"] == "mse"
+    # Mini-batches and a validation split take the same loss.
+    batched = Recorder()
+    train(
+        config("mlp", epochs=30, loss="mse", batch_size=16, validation_split=0.2),
+        data,
+        CPU,
+        batched,
+    )
+    assert max(batched.losses + batched.val_losses) <= 1.0
+
+
+def test_the_fast_step_is_the_tutorials_loss_only() -> None:
+    model = build_network(network_spec("simple"))
+    optimizer = torch.optim.Adam(model.parameters())
+    assert isinstance(
+        make_step(config(loss="bce"), model, optimizer, fast=True, stop=None), FastTrainingStep
+    )
+    assert isinstance(
+        make_step(config(loss="mse"), model, optimizer, fast=True, stop=None), AutogradStep
+    )
 
 
 def test_checkpoint_round_trip_and_tampering_is_refused(tmp_path: Path) -> None:

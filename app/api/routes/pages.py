@@ -18,7 +18,7 @@ from app.core.config import Settings
 from app.ml.devices import available_devices
 from app.schemas.datasets import NAME_RULE
 from app.schemas.runs import ComplexRunCreate, MlpRunCreate
-from app.vocabulary import Activation, Architecture, Optimizer, PointsRule
+from app.vocabulary import Activation, Architecture, LossFunction, Optimizer, PointsRule
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -73,6 +73,7 @@ def new_run_page(request: Request, settings: SettingsDep) -> HTMLResponse:
         hints={name: field.description or "" for name, field in fields.items()},
         architectures=list_architectures(),
         optimizers=list(Optimizer),
+        losses=list(LossFunction),
         activations=list(Activation),
         devices=["auto", *available_devices()],
     )

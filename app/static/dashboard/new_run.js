@@ -35,6 +35,7 @@ function body() {
     run[name] = text.trim() === "" ? null : number(text);
   }
   run.optimizer = data.get("optimizer");
+  run.loss = data.get("loss");
   run.device = data.get("device");
   if (run.architecture === "mlp") {
     run.hidden_layers = String(data.get("hidden_layers"))
