@@ -178,8 +178,10 @@ def test_the_form_shows_the_services_message_next_to_the_field(
     page.click("#start-run")
     expect(page.locator("#f-seed-error")).to_contain_text("expected a JSON number, got str")
     page.fill("#f-seed", "7")
+    page.fill("#f-validation_split", "0.25")
     page.select_option("#f-activation", "tanh")
-    page.click("#start-run")
+    page.select_option("#f-loss", "mse")
+    page.locator("#f-seed").press("Enter")  # the keyboard submits the form too
     page.wait_for_url(re.compile(r"/ui/runs/\d+$"))
     run = http.get(f"/runs/{page.url.rsplit('/', 1)[1]}").json()
     assert (run["architecture"], run["hidden_layers"], run["activation"]) == (
@@ -188,7 +190,21 @@ def test_the_form_shows_the_services_message_next_to_the_field(
         "tanh",
     )
     assert (run["epochs"], run["learning_rate"], run["seed"]) == (500, 0.01, 7)
+    assert (run["validation_split"], run["loss_function"]) == (0.25, "mse")
     wait_ended(http, run["id"], 120)
+
+    # Its page: training and validation curves, and the log scale on a tick.
+    expect(page.locator("#run-badge")).to_have_text("succeeded", timeout=30_000)
+    chart = page.locator("#loss-chart")
+    expect(chart).to_have_attribute("data-curves", "2")
+    expect(chart).to_have_attribute("data-points", "500")
+    expect(chart).to_contain_text("validation loss")
+    expect(chart).to_have_attribute("data-scale", "linear")
+    linear = canvas_picture(page, "#loss-chart canvas")
+    page.get_by_label("Log scale").check()
+    expect(chart).to_have_attribute("data-scale", "log")
+    assert canvas_picture(page, "#loss-chart canvas") != linear
+    expect(chart).to_have_attribute("data-points", "500")
 
 
 def test_a_newcomer_uploads_trains_watches_scrubs_and_compares(

@@ -48,6 +48,7 @@ export class LossChart {
 
   build() {
     this.plot?.destroy();
+    this.container.dataset.scale = this.log ? "log" : "linear";
     const options = {
       ...this.size(),
       scales: { x: { time: false }, y: this.log ? { distr: 3 } : { auto: true } },
