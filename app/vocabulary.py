@@ -36,6 +36,16 @@ class LossFunction(StrEnum):
     MSE = "mse"  # squared error of the sigmoid output
 
 
+class Verdict(StrEnum):
+    """What a run's history says about how it learned (app/ml/verdicts.py)."""
+
+    LEARNED = "learned"
+    UNDERFIT = "underfit"  # the loss stays high: the model is too weak for the data
+    STUCK = "stuck"  # the loss stays at the constant prediction's: nothing was learned
+    DIVERGED = "diverged"  # the loss stopped being a number
+    OVERFIT = "overfit"  # validation loss rises while training loss falls
+
+
 class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
