@@ -31,6 +31,7 @@ from app.api.routes import (
     predict,
     results,
     runs,
+    sweeps,
 )
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory, session_scope
@@ -151,7 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     install_metrics(app)  # last: its middleware is the outermost
-    for module in (datasets, architectures, runs, results, exports, predict):
+    for module in (datasets, architectures, runs, results, exports, predict, sweeps):
         app.include_router(
             module.router,
             dependencies=[Depends(require_api_key)],

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # queues they take runs from, comma-separated.
     worker_threads: int = Field(default=0, ge=0)
     worker_queues: str = ""
+    # Most runs one sweep's grid may make (POST /sweeps).
+    max_sweep_runs: int = Field(default=64, ge=1)
     # How many times an orphaned run is re-queued before it is marked failed.
     max_restarts: int = Field(default=3, ge=0)
     # When set, every request that changes something needs `Authorization: Bearer <key>`.

@@ -3,7 +3,8 @@
 from app.models.base import Base
 from app.models.dataset import Dataset
 from app.models.run import Checkpoint, Run, RunHistory
+from app.models.sweep import Sweep
 from app.models.worker import Worker
 from app.vocabulary import RunStatus
 
-__all__ = ["Base", "Checkpoint", "Dataset", "Run", "RunHistory", "RunStatus", "Worker"]
+__all__ = ["Base", "Checkpoint", "Dataset", "Run", "RunHistory", "RunStatus", "Sweep", "Worker"]

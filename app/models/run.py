@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -84,6 +85,9 @@ class Run(Base):
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     # When a queued run's wake-up message last went to the broker (PC_RUNNER=celery).
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The sweep that made it, and the values the sweep's grid gave it ({"learning_rate": 0.1}).
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id"), nullable=True, index=True)
+    sweep_values: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

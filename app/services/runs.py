@@ -6,6 +6,7 @@ import math
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -99,8 +100,10 @@ def create_run(
     publish: Publish | None = None,
     *,
     devices_here: bool = True,
+    sweep_id: int | None = None,
+    sweep_values: dict[str, Any] | None = None,
 ) -> RunPublic:
-    """Queue a run. `devices_here`: the runs train on this machine, so a device it lacks is
+    """Queue a run (one of a sweep's, with `sweep_id` and the values its grid gave it). `devices_here`: the runs train on this machine, so a device it lacks is
     refused now; with workers elsewhere (PC_RUNNER=celery) a GPU run waits for a GPU worker,
     which fails it, saying why, if its machine lacks the device."""
     try:
@@ -140,6 +143,8 @@ def create_run(
         epoch=0,
         cancel_requested=False,
         restarts=0,
+        sweep_id=sweep_id,
+        sweep_values=sweep_values,
     )
     session.add(run)
     try:

@@ -1,0 +1,111 @@
+"""Sweeps: the tutorial's exercise as one request, a grid of runs read back with verdicts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Path, Query, Response, status
+
+from app.api.deps import PublishDep, SessionDep, SettingsDep
+from app.api.responses import errors
+from app.schemas.sweeps import SWEEP_EXAMPLES, SweepCreate, SweepPublic, SweepsPublic
+from app.services import sweeps as service
+from app.vocabulary import MAX_ID, RunnerKind
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+
+SweepId = Annotated[
+    int,
+    Path(
+        ge=1,
+        le=MAX_ID,
+        description="the sweep's id",
+        openapi_examples={"first sweep": {"summary": "the first sweep made", "value": 1}},
+    ),
+]
+
+
+@router.post(
+    "",
+    summary="Start a sweep: one run per combination of the grid",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SweepPublic,
+    responses=errors(
+        404,
+        422,
+        examples={422: "grid: it makes 96 runs (4 x 4 x 6); a sweep may make at most 64"},
+    ),
+)
+def create_sweep(
+    body: Annotated[SweepCreate, Body(openapi_examples=SWEEP_EXAMPLES)],
+    session: SessionDep,
+    settings: SettingsDep,
+    publish: PublishDep,
+    response: Response,
+) -> SweepPublic:
+    """Every combination of `grid`'s values over `base` becomes an ordinary run (pictures,
+    predict, cancel, resume all work), queued now; at most PC_MAX_SWEEP_RUNS of them."""
+    sweep = service.create_sweep(
+        session,
+        body,
+        max_runs=settings.max_sweep_runs,
+        max_store_bytes=settings.max_store_bytes,
+        publish=publish,
+        devices_here=settings.runner == RunnerKind.EMBEDDED,
+    )
+    response.headers["Location"] = f"/sweeps/{sweep.id}"
+    return sweep
+
+
+@router.get("", summary="List sweeps", response_model=SweepsPublic)
+def list_sweeps(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> SweepsPublic:
+    """Sweeps, newest first, with their runs counted by status."""
+    return service.list_sweeps(session, limit=limit, offset=offset)
+
+
+@router.get(
+    "/{sweep_id}",
+    summary="Read a sweep: its runs, their values and verdicts",
+    response_model=SweepPublic,
+    responses={200: {"content": {"text/csv": {}}}, **errors(404)},
+)
+def get_sweep(
+    sweep_id: SweepId,
+    session: SessionDep,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> SweepPublic | Response:
+    """Each run with the values its grid gave it, its status, losses, accuracy, duration and,
+    once it has ended, a verdict (learned, underfit, stuck, diverged, overfit) with the number
+    that decided it."""
+    sweep = service.get_sweep(session, sweep_id)
+    if format == "csv":
+        return Response(service.sweep_csv(sweep), media_type="text/csv")
+    return sweep
+
+
+@router.post(
+    "/{sweep_id}/cancel",
+    summary="Cancel a sweep's queued and running runs",
+    response_model=SweepPublic,
+    responses=errors(404),
+)
+def cancel_sweep(sweep_id: SweepId, session: SessionDep) -> SweepPublic:
+    """Queued runs are cancelled at once, running ones within about a second."""
+    return service.cancel_sweep(session, sweep_id)
+
+
+@router.delete(
+    "/{sweep_id}",
+    summary="Delete a sweep and its runs",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(404),
+)
+def delete_sweep(sweep_id: SweepId, session: SessionDep, settings: SettingsDep) -> Response:
+    """The sweep, its runs, their histories and checkpoint files."""
+    service.delete_sweep(session, sweep_id, settings.models_store)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

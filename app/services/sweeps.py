@@ -1,0 +1,261 @@
+"""Sweeps: a grid over run parameters expanded into ordinary runs (every run feature works for
+them), read back with each run's values and the verdict its history earns."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.core.errors import InvalidInput, NotFound
+from app.ml.verdicts import judge
+from app.models import Dataset, Run, RunHistory, Sweep
+from app.models.base import utcnow
+from app.schemas.runs import AnyRunCreate, RunCreate
+from app.schemas.sweeps import (
+    GRID_KEYS,
+    SweepCreate,
+    SweepPublic,
+    SweepRunPublic,
+    SweepsPublic,
+    SweepSummary,
+)
+from app.services.datasets import get_dataset_id
+from app.services.runs import Publish, cancel_run, create_run, delete_run
+from app.vocabulary import FailureReason, RunStatus
+
+RUN_BODY: TypeAdapter[AnyRunCreate] = TypeAdapter(RunCreate)
+MAX_REFUSALS_SHOWN = 5
+
+
+def expand(body: SweepCreate, max_runs: int) -> list[tuple[dict[str, Any], AnyRunCreate]]:
+    """Each combination of the grid's values over the base, as a run's body checked exactly as
+    POST /runs checks it; every combination is checked before anything is stored."""
+    for where, keys in (("grid", body.grid), ("base", body.base)):
+        unknown = sorted(set(keys) - set(GRID_KEYS))
+        if unknown:
+            raise InvalidInput(
+                f"{where}: {', '.join(map(repr, unknown))} is not a run parameter a sweep can "
+                f"set; these are: {', '.join(GRID_KEYS)} (the dataset is the sweep's own field)"
+            )
+    for key, tried in body.grid.items():
+        if not tried:
+            raise InvalidInput(f"grid.{key}: give at least one value")
+    sizes = [len(tried) for tried in body.grid.values()]
+    total = math.prod(sizes)
+    if total > max_runs:
+        raise InvalidInput(
+            f"grid: it makes {total} runs ({' x '.join(map(str, sizes))}); a sweep may make at "
+            f"most {max_runs} (PC_MAX_SWEEP_RUNS)"
+        )
+    bodies: list[tuple[dict[str, Any], AnyRunCreate]] = []
+    refusals: list[str] = []
+    for combination in itertools.product(*body.grid.values()):
+        values = dict(zip(body.grid, combination, strict=True))
+        payload = {**body.base, **values, "dataset": body.dataset}
+        try:
+            # Through JSON, as POST /runs receives it: the same strictness about numbers.
+            bodies.append((values, RUN_BODY.validate_json(json.dumps(payload))))
+        except ValidationError as exc:
+            reasons = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'][1:]) or 'body'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            refusals.append(f"{json.dumps(values)}: {reasons}")
+    if refusals:
+        shown = "\n".join(refusals[:MAX_REFUSALS_SHOWN])
+        more = len(refusals) - MAX_REFUSALS_SHOWN
+        raise InvalidInput(
+            f"{len(refusals)} of the grid's {total} runs would be refused:\n{shown}"
+            + (f"\n(and {more} more)" if more > 0 else "")
+        )
+    return bodies
+
+
+def create_sweep(
+    session: Session,
+    body: SweepCreate,
+    *,
+    max_runs: int,
+    max_store_bytes: int,
+    publish: Publish | None,
+    devices_here: bool,
+) -> SweepPublic:
+    try:
+        dataset_id = get_dataset_id(session, body.dataset)
+    except NotFound as exc:
+        raise NotFound(f"dataset: {exc.detail}") from None
+    runs = expand(body, max_runs)
+    sweep = Sweep(name=body.name, dataset_id=dataset_id, base=body.base, grid=body.grid)
+    session.add(sweep)
+    session.flush()
+    for values, request in runs:
+        create_run(
+            session,
+            request,
+            max_store_bytes,
+            publish,
+            devices_here=devices_here,
+            sweep_id=sweep.id,
+            sweep_values=values,
+        )
+    return get_sweep(session, sweep.id)
+
+
+def _find(session: Session, sweep_id: int) -> Sweep:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        raise NotFound(f"no sweep with id {sweep_id}")
+    return sweep
+
+
+def _counts(session: Session, sweep_ids: list[int]) -> dict[int, dict[RunStatus, int]]:
+    counts: dict[int, dict[RunStatus, int]] = {
+        sweep_id: dict.fromkeys(RunStatus, 0) for sweep_id in sweep_ids
+    }
+    rows = session.execute(
+        select(Run.sweep_id, Run.status, func.count())
+        .where(Run.sweep_id.in_(sweep_ids))
+        .group_by(Run.sweep_id, Run.status)
+    )
+    for sweep_id, status, count in rows:
+        if sweep_id is not None:
+            counts[sweep_id][status] = count
+    return counts
+
+
+def _histories(
+    session: Session, run_ids: list[int]
+) -> dict[int, tuple[list[float], list[float | None]]]:
+    histories: dict[int, tuple[list[float], list[float | None]]] = defaultdict(lambda: ([], []))
+    rows = session.execute(
+        select(RunHistory.run_id, RunHistory.loss, RunHistory.val_loss)
+        .where(RunHistory.run_id.in_(run_ids))
+        .order_by(RunHistory.run_id, RunHistory.epoch)
+    )
+    for run_id, loss, val_loss in rows:
+        histories[run_id][0].append(loss)
+        histories[run_id][1].append(val_loss)
+    return histories
+
+
+def _run_public(
+    run: Run, history: tuple[list[float], list[float | None]], positive_share: float
+) -> SweepRunPublic:
+    losses, val_losses = history
+    judgement = None
+    if run.status.ended and losses:
+        judgement = judge(
+            losses,
+            positive_share,
+            run.loss_function,
+            val_losses=val_losses if run.validation_split > 0 else None,
+            diverged_at=run.epoch if run.failure_reason == FailureReason.DIVERGED else None,
+        )
+    duration = None
+    if run.started_at is not None:
+        duration = ((run.finished_at or utcnow()) - run.started_at).total_seconds()
+    return SweepRunPublic(
+        id=run.id,
+        values=run.sweep_values or {},
+        status=run.status,
+        epoch=run.epoch,
+        epochs=run.epochs,
+        final_loss=run.final_loss,
+        best_loss=min(losses) if losses else None,
+        val_loss=run.val_loss,
+        accuracy=run.accuracy,
+        duration_s=duration,
+        verdict=judgement.verdict if judgement else None,
+        verdict_number=judgement.number if judgement else None,
+        verdict_reason=judgement.reason if judgement else None,
+    )
+
+
+def get_sweep(session: Session, sweep_id: int) -> SweepPublic:
+    sweep = _find(session, sweep_id)
+    dataset = session.get(Dataset, sweep.dataset_id)
+    assert dataset is not None  # a dataset with runs cannot be deleted
+    runs = session.scalars(select(Run).where(Run.sweep_id == sweep_id).order_by(Run.id)).all()
+    histories = _histories(session, [run.id for run in runs if run.status.ended])
+    share = dataset.count_1 / dataset.n_points
+    return SweepPublic(
+        id=sweep.id,
+        name=sweep.name,
+        dataset=dataset.name,
+        base=sweep.base,
+        grid=sweep.grid,
+        created_at=sweep.created_at,
+        counts=_counts(session, [sweep_id])[sweep_id],
+        runs=[_run_public(run, histories[run.id], share) for run in runs],
+    )
+
+
+def list_sweeps(session: Session, *, limit: int, offset: int) -> SweepsPublic:
+    rows = session.execute(
+        select(Sweep, Dataset.name)
+        .join(Dataset, Dataset.id == Sweep.dataset_id)
+        .order_by(Sweep.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    counts = _counts(session, [sweep.id for sweep, _ in rows])
+    total = session.scalar(select(func.count()).select_from(Sweep)) or 0
+    return SweepsPublic(
+        data=[
+            SweepSummary(
+                id=sweep.id,
+                name=sweep.name,
+                dataset=name,
+                grid=sweep.grid,
+                created_at=sweep.created_at,
+                counts=counts[sweep.id],
+            )
+            for sweep, name in rows
+        ],
+        count=total,
+    )
+
+
+def cancel_sweep(session: Session, sweep_id: int) -> SweepPublic:
+    """Cancel the sweep's queued and running runs; ended ones stay as they are."""
+    _find(session, sweep_id)
+    active = session.scalars(
+        select(Run.id).where(
+            Run.sweep_id == sweep_id, Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])
+        )
+    ).all()
+    for run_id in active:
+        cancel_run(session, run_id)
+    return get_sweep(session, sweep_id)
+
+
+def delete_sweep(session: Session, sweep_id: int, models_store: Path) -> None:
+    """The sweep, its runs, their histories and (once that has committed) their files."""
+    _find(session, sweep_id)
+    for run_id in session.scalars(select(Run.id).where(Run.sweep_id == sweep_id)).all():
+        delete_run(session, run_id, models_store)
+    session.execute(delete(Sweep).where(Sweep.id == sweep_id))
+
+
+def sweep_csv(sweep: SweepPublic) -> str:
+    keys = list(sweep.grid)
+    columns = ["run_id", *keys, "status", "epoch", "epochs", "final_loss", "best_loss"]
+    columns += ["val_loss", "accuracy", "duration_s", "verdict", "verdict_number"]
+    lines = [",".join(columns)]
+    for run in sweep.runs:
+        values = [json.dumps(run.values.get(key)).replace(",", ";") for key in keys]
+        numbers = [run.final_loss, run.best_loss, run.val_loss, run.accuracy, run.duration_s]
+        cells = [str(run.id), *values, run.status.value, str(run.epoch), str(run.epochs)]
+        cells += ["" if number is None else repr(number) for number in numbers]
+        cells.append(run.verdict.value if run.verdict else "")
+        cells.append("" if run.verdict_number is None else repr(run.verdict_number))
+        lines.append(",".join(cells))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,161 @@
+"""Sweeps: a grid expanded into ordinary runs, refused whole when any run would be, read back
+with values and verdicts, cancelled and deleted as one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.polling import wait_ended, wait_for
+
+
+def sweep_body(**values: Any) -> dict[str, Any]:
+    body = {
+        "dataset": "curve",
+        "base": {"architecture": "simple", "epochs": 50},
+        "grid": {"learning_rate": [0.01, 0.1], "seed": [1, 2, 3]},
+    }
+    return {**body, **values}
+
+
+def test_the_grid_becomes_one_ordinary_run_per_combination(client: TestClient) -> None:
+    response = client.post("/sweeps", json=sweep_body(name="rates"))
+    assert response.status_code == 202, response.text
+    sweep = response.json()
+    assert response.headers["location"] == f"/sweeps/{sweep['id']}"
+    assert (sweep["name"], sweep["dataset"]) == ("rates", "curve")
+    assert sweep["counts"]["queued"] == 6
+    values = [run["values"] for run in sweep["runs"]]
+    assert values == [
+        {"learning_rate": lr, "seed": seed} for lr in (0.01, 0.1) for seed in (1, 2, 3)
+    ]
+    for run in sweep["runs"]:
+        assert run["verdict"] is None  # not ended yet
+        ordinary = client.get(f"/runs/{run['id']}").json()
+        assert (ordinary["learning_rate"], ordinary["seed"]) == (
+            run["values"]["learning_rate"],
+            run["values"]["seed"],
+        )
+        assert (ordinary["architecture"], ordinary["epochs"]) == ("simple", 50)
+    assert client.get("/sweeps").json()["data"][0]["counts"]["queued"] == 6
+
+
+def test_the_tutorials_defaults_fill_what_base_leaves_out(client: TestClient) -> None:
+    sweep = client.post("/sweeps", json={"grid": {"loss": ["bce", "mse"]}}).json()
+    runs = [client.get(f"/runs/{run['id']}").json() for run in sweep["runs"]]
+    assert [run["loss_function"] for run in runs] == ["bce", "mse"]
+    assert {(run["architecture"], run["epochs"], run["learning_rate"]) for run in runs} == {
+        ("complex", 20001, 0.003)
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (sweep_body(grid={"learning_rate": [0.1] * 8, "seed": list(range(9))}), "it makes 72 runs"),
+        (sweep_body(grid={"learning_rate": []}), "grid.learning_rate: give at least one value"),
+        (sweep_body(grid={"learning_rate": [0.1, 20]}), '{"learning_rate": 20}: learning_rate'),
+        (sweep_body(grid={"hidden_layers": [[8]]}), "hidden_layers: Extra inputs"),
+        (sweep_body(grid={"epochs": [10, "many"]}), '{"epochs": "many"}: epochs'),
+    ],
+)
+def test_a_grid_with_any_bad_run_is_refused_whole(
+    client: TestClient, body: dict[str, Any], message: str
+) -> None:
+    response = client.post("/sweeps", json=body)
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+    assert client.get("/runs").json()["count"] == 0  # nothing was stored
+    assert client.get("/sweeps").json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        sweep_body(grid={"dataset": ["linear"]}),
+        sweep_body(grid={"colour": ["red"]}),
+        sweep_body(base={"dataset": "linear"}),
+        sweep_body(grid={}),
+    ],
+)
+def test_what_a_sweep_may_set_is_a_run_parameter(client: TestClient, body: dict[str, Any]) -> None:
+    response = client.post("/sweeps", json=body)
+    assert response.status_code == 422
+    assert client.get("/runs").json()["count"] == 0
+
+
+def test_the_limit_is_a_setting(settings: Settings) -> None:
+    settings.max_sweep_runs = 4
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/sweeps", json=sweep_body())
+    assert response.status_code == 422
+    assert "it makes 6 runs (2 x 3); a sweep may make at most 4" in response.json()["detail"]
+
+
+def test_unknown_sweep_and_dataset(client: TestClient) -> None:
+    for method, path in (
+        ("GET", "/sweeps/9"),
+        ("POST", "/sweeps/9/cancel"),
+        ("DELETE", "/sweeps/9"),
+    ):
+        response = client.request(method, path)
+        assert response.status_code == 404
+        assert response.json()["detail"] == "no sweep with id 9"
+    response = client.post("/sweeps", json=sweep_body(dataset="spirals"))
+    assert response.status_code == 404
+    assert response.json()["detail"].startswith("dataset: ")
+
+
+def test_cancel_and_delete_act_on_every_run(client: TestClient, settings: Settings) -> None:
+    sweep = client.post("/sweeps", json=sweep_body()).json()
+    other = client.post("/runs", json={"epochs": 5}).json()
+    cancelled = client.post(f"/sweeps/{sweep['id']}/cancel").json()
+    assert cancelled["counts"]["cancelled"] == 6
+    assert client.get(f"/runs/{other['id']}").json()["status"] == "queued"  # not the sweep's
+    assert client.post(f"/sweeps/{sweep['id']}/cancel").status_code == 200  # nothing left
+    assert client.delete(f"/sweeps/{sweep['id']}").status_code == 204
+    assert client.get(f"/sweeps/{sweep['id']}").status_code == 404
+    for run in sweep["runs"]:
+        assert client.get(f"/runs/{run['id']}").status_code == 404
+    assert client.get(f"/runs/{other['id']}").status_code == 200
+
+
+@pytest.fixture
+def runner_client(settings: Settings) -> Iterator[TestClient]:
+    settings.runner_enabled = True
+    settings.workers = 2
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_ended_runs_get_verdicts_and_the_csv_lists_them(runner_client: TestClient) -> None:
+    client = runner_client
+    body = {
+        "dataset": "curve",
+        "base": {"epochs": 600, "seed": 3, "checkpoint_every": 600},
+        "grid": {"architecture": ["simple", "complex"], "learning_rate": [0.01]},
+    }
+    sweep = client.post("/sweeps", json=body).json()
+    for run in sweep["runs"]:
+        assert wait_ended(client, run["id"], 180)["status"] == "succeeded"
+    done = client.get(f"/sweeps/{sweep['id']}").json()
+    verdicts = {run["values"]["architecture"]: run for run in done["runs"]}
+    assert verdicts["simple"]["verdict"] == "underfit"
+    assert verdicts["simple"]["verdict_number"] > 0.35
+    assert verdicts["complex"]["verdict"] == "learned"
+    for run in done["runs"]:
+        assert run["best_loss"] <= run["final_loss"]
+        assert run["duration_s"] > 0
+        assert run["epoch"] == run["epochs"] == 600
+    csv = client.get(f"/sweeps/{sweep['id']}", params={"format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    header, *rows = csv.text.splitlines()
+    assert header.startswith("run_id,architecture,learning_rate,status")
+    assert [row.split(",")[1] for row in rows] == ['"simple"', '"complex"']
+    assert rows[0].split(",")[-2] == "underfit"
+    wait_for(lambda: client.get("/sweeps").json()["data"][0]["counts"]["succeeded"] == 2, 10)
