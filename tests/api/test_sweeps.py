@@ -3,13 +3,14 @@ with values and verdicts, cancelled and deleted as one."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
+from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
 from tests.polling import wait_ended, wait_for
 
@@ -159,3 +160,19 @@ def test_ended_runs_get_verdicts_and_the_csv_lists_them(runner_client: TestClien
     assert [row.split(",")[1] for row in rows] == ['"simple"', '"complex"']
     assert rows[0].split(",")[-2] == "underfit"
     wait_for(lambda: client.get("/sweeps").json()["data"][0]["counts"]["succeeded"] == 2, 10)
+
+
+def test_the_readmes_sweep_and_the_schemas_example_are_accepted(client: TestClient) -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    found = re.search(
+        r"-d '(\{\n  \"dataset\": \"curve\", \"name\": \"exercise\".*?)'\n", readme, re.S
+    )
+    assert found is not None, "the README's sweep example is missing"
+    response = client.post(
+        "/sweeps", content=found.group(1), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
+    assert len(response.json()["runs"]) == 16
+    operation = client.get("/openapi.json").json()["paths"]["/sweeps"]["post"]
+    example = operation["requestBody"]["content"]["application/json"]["examples"]["exercise"]
+    assert client.post("/sweeps", json=example["value"]).status_code == 202
