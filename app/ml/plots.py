@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import QuadMesh
 from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
@@ -23,6 +25,7 @@ from app.ml.inference import (
     predict_probabilities,
     probability_grid,
 )
+from app.vocabulary import LossFunction
 
 # The tutorial's dump_points colours (label 0 red, label 1 blue), as ColorBrewer's RdBu ends:
 # a red and a blue that colour-blind readers tell apart, and shapes that differ as well.
@@ -32,6 +35,12 @@ LABEL_MARKERS = ("o", "s")
 FIELD_COLOURS = LinearSegmentedColormap.from_list(
     "label_field", [(0.0, "#f2a7a0"), (0.5, "#ffffff"), (1.0, "#9cc0ea")]
 )
+
+
+LOSS_NAMES = {
+    LossFunction.BCE: "binary cross-entropy",
+    LossFunction.MSE: "squared error of P(label 1)",
+}
 
 
 def _png(figure: Figure, dpi: int) -> bytes:
@@ -128,6 +137,25 @@ def _numbers_line(numbers: RunNumbers | None, n: int, loss: float, accuracy: flo
     return f"{line}\naccuracy {accuracy:.1%} on all {n} points"
 
 
+def _draw_field(axes: Axes, grid: ProbabilityGrid, *, linewidth: float) -> QuadMesh:
+    """The probability field in its tints and, where it crosses 0.5, the boundary."""
+    field = axes.pcolormesh(
+        grid.xs,
+        grid.ys,
+        grid.probabilities,
+        cmap=FIELD_COLOURS,
+        vmin=0.0,
+        vmax=1.0,
+        shading="auto",
+        rasterized=True,
+    )
+    if grid.probabilities.min() < 0.5 < grid.probabilities.max():
+        axes.contour(
+            grid.xs, grid.ys, grid.probabilities, levels=[0.5], colors="black", linewidths=linewidth
+        )
+    return field
+
+
 def boundary_figure(
     grid: ProbabilityGrid,
     points: Points,
@@ -140,21 +168,9 @@ def boundary_figure(
     the mistakes ringed; the legend below the plot."""
     figure = Figure(figsize=size.figsize(), layout="constrained")
     axes = figure.add_subplot()
-    field = axes.pcolormesh(
-        grid.xs,
-        grid.ys,
-        grid.probabilities,
-        cmap=FIELD_COLOURS,
-        vmin=0.0,
-        vmax=1.0,
-        shading="auto",
-        rasterized=True,
-    )
+    field = _draw_field(axes, grid, linewidth=1.5)
     figure.colorbar(field, ax=axes, label="P(label 1)", shrink=0.85)
     if grid.probabilities.min() < 0.5 < grid.probabilities.max():
-        axes.contour(
-            grid.xs, grid.ys, grid.probabilities, levels=[0.5], colors="black", linewidths=1.5
-        )
         axes.plot([], [], color="black", linewidth=1.5, label="boundary, P = 0.5")
     labels = points[:, 2]
     held_out = validation if validation is not None else np.zeros(len(points), dtype=bool)
@@ -215,6 +231,7 @@ def render_loss_png(
     *,
     log_scale: bool = False,
     size: PictureSize = LOSS_PICTURE,
+    loss: LossFunction = LossFunction.BCE,
 ) -> bytes:
     figure = Figure(figsize=size.figsize(), layout="constrained")
     axes = figure.add_subplot()
@@ -225,7 +242,7 @@ def render_loss_png(
     if log_scale:
         axes.set_yscale("log")
     axes.set_xlabel("epoch")
-    axes.set_ylabel("binary cross-entropy")
+    axes.set_ylabel(LOSS_NAMES[loss])
     axes.set_title(title, fontsize=10)
     axes.grid(True, alpha=0.3)
     return _png(figure, size.dpi)
@@ -285,4 +302,71 @@ def render_model_tutorial_png(
     xy = np.random.default_rng(0).random((TUTORIAL_BOUNDARY_POINTS, 2))
     predicted = (predict_probabilities(model.module, xy) > 0.5).astype(np.float64)
     figure = tutorial_boundary_figure(xy, predicted, f"{name}, epoch {model.epoch}", size)
+    return _png(figure, size.dpi)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One run in a sweep's picture."""
+
+    title: str
+    grid: ProbabilityGrid | None  # None: no checkpoint yet
+    points: Points
+
+
+def render_small_multiples_png(
+    panels: list[Panel], columns: int, title: str, *, dpi: int = 90
+) -> bytes:
+    """Each run's decision boundary in a small panel, `columns` a row, titled with its values."""
+    rows = max(1, -(-len(panels) // columns))
+    figure = Figure(figsize=(2.3 * columns, 2.45 * rows + 0.5), layout="constrained")
+    figure.suptitle(title, fontsize=10)
+    grid_of_axes = figure.subplots(rows, columns, squeeze=False)
+    for axes, panel in zip(grid_of_axes.flat, panels, strict=False):
+        if panel.grid is not None:
+            _draw_field(axes, panel.grid, linewidth=1.2)
+        for label, colour in enumerate(LABEL_COLOURS):
+            chosen = panel.points[panel.points[:, 2] == label]
+            axes.scatter(
+                chosen[:, 0], chosen[:, 1], c=colour, marker=LABEL_MARKERS[label], s=3, linewidths=0
+            )
+        axes.set_title(panel.title, fontsize=6.5)
+        axes.set_xticks([])
+        axes.set_yticks([])
+    for axes in list(grid_of_axes.flat)[len(panels) :]:
+        axes.axis("off")
+    return _png(figure, dpi)
+
+
+def render_losses_png(
+    curves: list[tuple[str, NDArray[np.float64], NDArray[np.float64]]],
+    colour_by: str,
+    title: str,
+    *,
+    log_scale: bool = True,
+    loss: LossFunction = LossFunction.BCE,
+    size: PictureSize = LOSS_PICTURE,
+) -> bytes:
+    """Loss curves overlaid, one colour per value of the `colour_by` axis (the label of each
+    curve), the legend naming them."""
+    figure = Figure(figsize=size.figsize(), layout="constrained")
+    axes = figure.add_subplot()
+    labels = list(dict.fromkeys(label for label, _, _ in curves))
+    colours = colormaps["viridis"](np.linspace(0.0, 0.75, max(len(labels), 1)))  # no pale yellow
+    shown: set[str] = set()
+    for label, epochs, losses in curves:
+        colour = colours[labels.index(label)]
+        first = label not in shown
+        shown.add(label)
+        axes.plot(
+            epochs, losses, color=colour, linewidth=1.0, alpha=0.8, label=label if first else None
+        )
+    if log_scale:
+        axes.set_yscale("log")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(LOSS_NAMES[loss])
+    axes.set_title(title, fontsize=10)
+    axes.grid(True, alpha=0.3)
+    handles, names = axes.get_legend_handles_labels()
+    figure.legend(handles, names, title=colour_by, loc="outside right upper", fontsize=7)
     return _png(figure, size.dpi)

@@ -59,7 +59,7 @@ MAX_GIF_FRAMES = 40
 RENDER_SLOTS = threading.BoundedSemaphore(2)
 
 
-def _bounded(render: Callable[[], bytes]) -> Callable[[], bytes]:
+def bounded(render: Callable[[], bytes]) -> Callable[[], bytes]:
     def run() -> bytes:
         with RENDER_SLOTS:
             return render()
@@ -249,7 +249,7 @@ def boundary_png(
         numbers = _run_numbers(run, row, len(points))
         return render_model_boundary_png(model, points, name, size, numbers)
 
-    return caches.pictures.get_or_create(key, _bounded(render))
+    return caches.pictures.get_or_create(key, bounded(render))
 
 
 def boundary_gif(
@@ -275,7 +275,7 @@ def boundary_gif(
             name = f"{_describe(run)} on {dataset}"
             numbers = _run_numbers(run, row, len(points))
             draw = functools.partial(render_model_boundary_png, model, points, name, size, numbers)
-            frames.append(caches.pictures.get_or_create(frame_key, _bounded(draw)))
+            frames.append(caches.pictures.get_or_create(frame_key, bounded(draw)))
         return png_frames_to_gif(frames)
 
     return caches.pictures.get_or_create(key, render)
@@ -304,9 +304,10 @@ def loss_png(
             title,
             log_scale=log_scale,
             size=size,
+            loss=run.loss_function,
         )
 
-    return caches.pictures.get_or_create(key, _bounded(render))
+    return caches.pictures.get_or_create(key, bounded(render))
 
 
 def run_event(session_factory: sessionmaker[Session], run_id: int) -> RunEventPublic | None:

@@ -10,11 +10,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import InvalidInput, NotFound
+from app.ml.inference import pad_bounds, probability_grid
+from app.ml.plots import Panel, render_losses_png, render_small_multiples_png
 from app.ml.verdicts import judge
 from app.models import Dataset, Run, RunHistory, Sweep
 from app.models.base import utcnow
@@ -27,9 +30,10 @@ from app.schemas.sweeps import (
     SweepsPublic,
     SweepSummary,
 )
-from app.services.datasets import get_dataset_id
-from app.services.runs import Publish, cancel_run, create_run, delete_run
-from app.vocabulary import FailureReason, RunStatus
+from app.services.datasets import dataset_bounds, dataset_points, get_dataset_id
+from app.services.results import ResultCaches, bounded, load_model, read_history
+from app.services.runs import Publish, cancel_run, checkpoint_refs, create_run, delete_run
+from app.vocabulary import FailureReason, LossFunction, RunStatus
 
 RUN_BODY: TypeAdapter[AnyRunCreate] = TypeAdapter(RunCreate)
 MAX_REFUSALS_SHOWN = 5
@@ -259,3 +263,140 @@ def sweep_csv(sweep: SweepPublic) -> str:
         cells.append("" if run.verdict_number is None else repr(run.verdict_number))
         lines.append(",".join(cells))
     return "\n".join(lines) + "\n"
+
+
+def _axes(sweep: Sweep, rows: str | None, cols: str | None) -> tuple[str | None, str]:
+    keys = list(sweep.grid)
+    for name, axis in (("rows", rows), ("cols", cols)):
+        if axis is not None and axis not in keys:
+            raise InvalidInput(
+                f"{name}: {axis!r} is not an axis of sweep {sweep.id}; its axes: {', '.join(keys)}"
+            )
+    cols = cols or keys[0]
+    rows = rows if rows is not None and rows != cols else next((k for k in keys if k != cols), None)
+    return rows, cols
+
+
+def _laid_out(
+    sweep: Sweep, runs: list[SweepRunPublic], rows: str | None, cols: str
+) -> list[SweepRunPublic]:
+    """Runs in reading order: `cols`' values along each row, `rows`' down the picture (and any
+    other axis between them)."""
+    others = [key for key in sweep.grid if key not in (rows, cols)]
+    order = ([rows] if rows is not None else []) + others + [cols]
+
+    def place(run: SweepRunPublic) -> tuple[int, ...]:
+        return tuple(
+            sweep.grid[key].index(run.values[key]) if run.values.get(key) in sweep.grid[key] else 0
+            for key in order
+        )
+
+    return sorted(runs, key=place)
+
+
+def _title(run: SweepRunPublic, order: list[str]) -> str:
+    """The run's values in the heading's order (the names are in the heading: they would not
+    fit in a small panel), its loss and its verdict."""
+    values = " · ".join(json.dumps(run.values.get(key)) for key in order)
+    loss = (
+        "no loss yet"
+        if run.final_loss is None and run.best_loss is None
+        else (f"loss {run.final_loss if run.final_loss is not None else run.best_loss:.3g}")
+    )
+    return f"#{run.id} {values}\n{loss}, {run.verdict or run.status}"
+
+
+def boundaries_png(
+    session: Session,
+    caches: ResultCaches,
+    store: Path,
+    sweep_id: int,
+    *,
+    rows: str | None,
+    cols: str | None,
+    epoch: int | None,
+) -> bytes:
+    """The runs' decision boundaries as small multiples laid out along two of the grid's axes,
+    each at its checkpoint at `epoch` (or its latest before it; its latest without `epoch`)."""
+    sweep = _find(session, sweep_id)
+    public = get_sweep(session, sweep_id)
+    rows, cols = _axes(sweep, rows, cols)
+    ordered = _laid_out(sweep, public.runs, rows, cols)
+    order = ([rows] if rows else []) + [k for k in sweep.grid if k not in (rows, cols)] + [cols]
+    refs = []
+    for run in ordered:
+        candidates = [
+            ref for ref in checkpoint_refs(session, run.id) if epoch is None or ref.epoch <= epoch
+        ]
+        refs.append(candidates[-1] if candidates else None)
+    key = (
+        "sweep-boundaries",
+        sweep_id,
+        rows,
+        cols,
+        tuple(
+            (run.id, ref.sha256 if ref else None, run.verdict)
+            for run, ref in zip(ordered, refs, strict=True)
+        ),
+    )
+
+    def render() -> bytes:
+        _, points = dataset_points(session, sweep.dataset_id)
+        bounds = pad_bounds(dataset_bounds(session, sweep.dataset_id))
+        panels = []
+        for run, ref in zip(ordered, refs, strict=True):
+            grid = None
+            if ref is not None:
+                model = load_model(caches, store, ref)
+                grid = probability_grid(model.module, bounds, resolution=60)
+            title = _title(run, order) + (f", epoch {ref.epoch}" if ref is not None else "")
+            panels.append(Panel(title, grid, points))
+        columns = len(sweep.grid[cols])
+        heading = (
+            f"sweep {sweep_id}{f' ({sweep.name})' if sweep.name else ''} on {public.dataset}; "
+            f"across: {cols}"
+            + (f", down: {rows}" if rows else "")
+            + f"\neach panel: {' · '.join(order)}"
+        )
+        return render_small_multiples_png(panels, columns, heading)
+
+    return caches.pictures.get_or_create(key, bounded(render))
+
+
+def losses_png(
+    session: Session,
+    caches: ResultCaches,
+    sweep_id: int,
+    *,
+    colour_by: str | None,
+    log_scale: bool,
+) -> bytes:
+    """The runs' loss curves overlaid, coloured by one of the grid's axes."""
+    sweep = _find(session, sweep_id)
+    _, axis = _axes(sweep, None, colour_by)
+    runs = session.scalars(select(Run).where(Run.sweep_id == sweep_id).order_by(Run.id)).all()
+    histories = [read_history(session, run.id, max_points=1000) for run in runs]
+    key = (
+        "sweep-losses",
+        sweep_id,
+        axis,
+        log_scale,
+        tuple((run.id, len(history.epoch)) for run, history in zip(runs, histories, strict=True)),
+    )
+
+    def render() -> bytes:
+        curves = [
+            (
+                f"{json.dumps((run.sweep_values or {}).get(axis))}",
+                np.array(history.epoch, dtype=np.float64),
+                np.array(history.loss, dtype=np.float64),
+            )
+            for run, history in zip(runs, histories, strict=True)
+            if history.epoch
+        ]
+        losses = {run.loss_function for run in runs}
+        loss = losses.pop() if len(losses) == 1 else LossFunction.BCE
+        title = f"sweep {sweep_id}{f' ({sweep.name})' if sweep.name else ''}: loss per epoch"
+        return render_losses_png(curves, axis, title, log_scale=log_scale, loss=loss)
+
+    return caches.pictures.get_or_create(key, bounded(render))

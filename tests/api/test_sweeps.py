@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
+from tests.images import decode_png, has_field_tints
 from tests.polling import wait_ended, wait_for
 
 
@@ -176,3 +177,37 @@ def test_the_readmes_sweep_and_the_schemas_example_are_accepted(client: TestClie
     operation = client.get("/openapi.json").json()["paths"]["/sweeps"]["post"]
     example = operation["requestBody"]["content"]["application/json"]["examples"]["exercise"]
     assert client.post("/sweeps", json=example["value"]).status_code == 202
+
+
+def test_pictures_have_a_panel_per_run_and_refuse_unknown_axes(runner_client: TestClient) -> None:
+    client = runner_client
+    body = {
+        "dataset": "linear",
+        "base": {"architecture": "simple", "epochs": 200, "checkpoint_every": 100},
+        "grid": {"learning_rate": [0.01, 0.1, 1.0], "seed": [1, 2]},
+        "name": "rates",
+    }
+    sweep = client.post("/sweeps", json=body).json()
+    for run in sweep["runs"]:
+        wait_ended(client, run["id"], 120)
+    boundaries = client.get(f"/sweeps/{sweep['id']}/boundaries.png")
+    assert boundaries.status_code == 200
+    image = decode_png(boundaries.content)
+    # 3 learning rates across, 2 seeds down: a wide picture of 6 panels, field tints in each.
+    assert image.width > image.height
+    assert has_field_tints(image)
+    turned = decode_png(
+        client.get(f"/sweeps/{sweep['id']}/boundaries.png?cols=seed&rows=learning_rate").content
+    )
+    assert turned.height > turned.width
+    early = client.get(f"/sweeps/{sweep['id']}/boundaries.png", params={"epoch": 0})
+    assert early.status_code == 200
+    assert early.content != boundaries.content
+    losses = client.get(f"/sweeps/{sweep['id']}/losses.png", params={"colour_by": "learning_rate"})
+    assert losses.status_code == 200
+    assert decode_png(losses.content).size == (800, 500)
+    for path in ("boundaries.png?rows=colour", "boundaries.png?cols=x", "losses.png?colour_by=x"):
+        response = client.get(f"/sweeps/{sweep['id']}/{path}")
+        assert response.status_code == 422
+        assert "its axes: learning_rate, seed" in response.json()["detail"]
+    assert client.get("/sweeps/99/losses.png").status_code == 404

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
-from app.api.deps import PublishDep, SessionDep, SettingsDep
-from app.api.responses import errors
+from app.api.deps import CachesDep, PublishDep, SessionDep, SettingsDep
+from app.api.responses import PNG_RESPONSE, errors
 from app.schemas.sweeps import SWEEP_EXAMPLES, SweepCreate, SweepPublic, SweepsPublic
 from app.services import sweeps as service
 from app.vocabulary import MAX_ID, RunnerKind
@@ -85,6 +85,51 @@ def get_sweep(
     if format == "csv":
         return Response(service.sweep_csv(sweep), media_type="text/csv")
     return sweep
+
+
+@router.get(
+    "/{sweep_id}/boundaries.png",
+    summary="Picture: every run's decision boundary, side by side",
+    response_class=Response,
+    responses={**PNG_RESPONSE, **errors(404, 422)},
+)
+def get_boundaries_png(
+    sweep_id: SweepId,
+    session: SessionDep,
+    settings: SettingsDep,
+    caches: CachesDep,
+    rows: Annotated[str | None, Query(max_length=64, description="a grid axis, down")] = None,
+    cols: Annotated[str | None, Query(max_length=64, description="a grid axis, across")] = None,
+    epoch: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="each run's checkpoint at or before it")
+    ] = None,
+) -> Response:
+    """Small multiples: `cols`' values across (the grid's first axis by default), `rows'`
+    down (its second), each panel titled with the run's values, loss and verdict."""
+    png = service.boundaries_png(
+        session, caches, settings.models_store, sweep_id, rows=rows, cols=cols, epoch=epoch
+    )
+    return Response(png, media_type="image/png")
+
+
+@router.get(
+    "/{sweep_id}/losses.png",
+    summary="Picture: every run's loss curve, overlaid",
+    response_class=Response,
+    responses={**PNG_RESPONSE, **errors(404, 422)},
+)
+def get_losses_png(
+    sweep_id: SweepId,
+    session: SessionDep,
+    caches: CachesDep,
+    colour_by: Annotated[
+        str | None, Query(max_length=64, description="a grid axis (the first by default)")
+    ] = None,
+    log: Annotated[bool, Query(description="log-scale loss axis")] = True,
+) -> Response:
+    """The runs' loss curves on one plot, one colour per value of `colour_by`."""
+    png = service.losses_png(session, caches, sweep_id, colour_by=colour_by, log_scale=log)
+    return Response(png, media_type="image/png")
 
 
 @router.post(
