@@ -421,6 +421,38 @@ def test_filters_and_pages(server: LiveServer, page: Page, http: httpx.Client) -
     expect(page.locator("#page-info")).to_have_text(f"Runs 1\u2013{min(total, 20)} of {total}")
 
 
+def test_a_sweeps_runs_verdicts_and_pictures(
+    server: LiveServer, page: Page, http: httpx.Client
+) -> None:
+    body = {
+        "dataset": "curve",
+        "base": {"epochs": 300, "checkpoint_every": 100, "seed": 2},
+        "grid": {"architecture": ["simple", "complex"], "learning_rate": [0.01]},
+        "name": "shapes",
+    }
+    sweep = http.post("/sweeps", json=body).json()
+    page.goto(f"{server.url}/ui/sweeps")
+    row = page.locator(f'#sweeps-body tr[data-sweep="{sweep["id"]}"]')
+    expect(row).to_contain_text("shapes")
+    row.get_by_role("link", name=f"#{sweep['id']}").click()
+    page.wait_for_url(f"**/ui/sweeps/{sweep['id']}")
+    runs = page.locator("#sweep-body tr")
+    expect(runs).to_have_count(2)
+    # Live until its runs end, then the verdicts and both pictures.
+    expect(runs.first).to_have_attribute("data-verdict", "underfit", timeout=120_000)
+    expect(runs.nth(1)).to_have_attribute("data-verdict", re.compile("learned|underfit"))
+    for picture in ("#sweep-boundaries", "#sweep-losses"):
+        expect(page.locator(picture)).to_have_attribute("src", re.compile(r"\.png"))
+        page.wait_for_function(
+            "(s) => document.querySelector(s).complete && document.querySelector(s).naturalWidth",
+            arg=picture,
+        )
+    screenshot(page, "sweep")
+    runs.first.get_by_role("link").click()
+    page.wait_for_url(f"**/ui/runs/{sweep['runs'][0]['id']}")
+    expect(page.locator("#run-badge")).to_have_text("succeeded")
+
+
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 def test_pages_fit_the_screen_and_name_every_control(
     server: LiveServer, browser: Browser, http: httpx.Client, width: int, height: int
@@ -430,12 +462,19 @@ def test_pages_fit_the_screen_and_name_every_control(
         for body in ({"architecture": "simple", "epochs": 300}, {"epochs": 300}):
             finished.append(wait_ended(http, started(http, **body)["id"], 120))
     ids = [run["id"] for run in finished[:2]]
+    sweeps = http.get("/sweeps").json()["data"]
+    if not sweeps:
+        grid = {"learning_rate": [0.01, 0.1]}
+        base = {"architecture": "simple", "epochs": 100}
+        sweeps = [http.post("/sweeps", json={"base": base, "grid": grid}).json()]
     pages = {
         "runs": ("/", "#runs-body tr"),
         "new-run": ("/ui/new", "#dataset-choices input"),
         "run": (f"/ui/runs/{ids[0]}", "#plane[data-epoch]"),
         "datasets": ("/ui/datasets", "#gallery article"),
         "compare": (f"/ui/compare?runs={ids[0]},{ids[1]}", "#compare-grid canvas[data-epoch]"),
+        "sweeps": ("/ui/sweeps", "#sweeps-body tr"),
+        "sweep": (f"/ui/sweeps/{sweeps[0]['id']}", "#sweep-body tr"),
     }
     with watched_context(browser, width, height) as (context, watched):
         page = context.new_page()

@@ -319,7 +319,8 @@ def render_small_multiples_png(
 ) -> bytes:
     """Each run's decision boundary in a small panel, `columns` a row, titled with its values."""
     rows = max(1, -(-len(panels) // columns))
-    figure = Figure(figsize=(2.3 * columns, 2.45 * rows + 0.5), layout="constrained")
+    # At least wide enough for the heading, however few the columns.
+    figure = Figure(figsize=(max(2.3 * columns, 5.5), 2.45 * rows + 0.5), layout="constrained")
     figure.suptitle(title, fontsize=10)
     grid_of_axes = figure.subplots(rows, columns, squeeze=False)
     for axes, panel in zip(grid_of_axes.flat, panels, strict=False):

@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from app.api.deps import SettingsDep
 from app.api.routes.architectures import list_architectures
 from app.api.routes.runs import RunId
+from app.api.routes.sweeps import SweepId
 from app.core.config import Settings
 from app.ml.devices import available_devices
 from app.schemas.datasets import NAME_RULE
@@ -28,6 +29,7 @@ PAGES = (
     ("/ui/new", "New run"),
     ("/ui/datasets", "Datasets"),
     ("/ui/compare", "Compare"),
+    ("/ui/sweeps", "Sweeps"),
 )
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
@@ -100,3 +102,13 @@ def datasets_page(request: Request, settings: SettingsDep) -> HTMLResponse:
 @router.get("/ui/compare")
 def compare_page(request: Request, settings: SettingsDep) -> HTMLResponse:
     return _page(request, settings, "compare.html", "Compare runs", "Compare")
+
+
+@router.get("/ui/sweeps")
+def sweeps_page(request: Request, settings: SettingsDep) -> HTMLResponse:
+    return _page(request, settings, "sweeps.html", "Sweeps", "Sweeps")
+
+
+@router.get("/ui/sweeps/{sweep_id}")
+def sweep_page(sweep_id: SweepId, request: Request, settings: SettingsDep) -> HTMLResponse:
+    return _page(request, settings, "sweep.html", f"Sweep {sweep_id}", "Sweeps", sweep_id=sweep_id)
