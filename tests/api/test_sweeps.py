@@ -206,8 +206,16 @@ def test_pictures_have_a_panel_per_run_and_refuse_unknown_axes(runner_client: Te
     losses = client.get(f"/sweeps/{sweep['id']}/losses.png", params={"colour_by": "learning_rate"})
     assert losses.status_code == 200
     assert decode_png(losses.content).size == (800, 500)
-    for path in ("boundaries.png?rows=colour", "boundaries.png?cols=x", "losses.png?colour_by=x"):
+    # A run parameter this sweep did not vary, and a name that is no run parameter at all.
+    for path in (
+        "boundaries.png?rows=epochs",
+        "boundaries.png?cols=optimizer",
+        "losses.png?colour_by=loss",
+    ):
         response = client.get(f"/sweeps/{sweep['id']}/{path}")
         assert response.status_code == 422
         assert "its axes: learning_rate, seed" in response.json()["detail"]
+    response = client.get(f"/sweeps/{sweep['id']}/boundaries.png", params={"rows": "colour"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "rows"]
     assert client.get("/sweeps/99/losses.png").status_code == 404

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from app.api.deps import CachesDep, PublishDep, SessionDep, SettingsDep
 from app.api.responses import PNG_RESPONSE, errors
-from app.schemas.sweeps import SWEEP_EXAMPLES, SweepCreate, SweepPublic, SweepsPublic
+from app.schemas.sweeps import (
+    SWEEP_EXAMPLES,
+    RunParameter,
+    SweepCreate,
+    SweepPublic,
+    SweepsPublic,
+)
 from app.services import sweeps as service
 from app.vocabulary import MAX_ID, RunnerKind
 
@@ -98,8 +104,10 @@ def get_boundaries_png(
     session: SessionDep,
     settings: SettingsDep,
     caches: CachesDep,
-    rows: Annotated[str | None, Query(max_length=64, description="a grid axis, down")] = None,
-    cols: Annotated[str | None, Query(max_length=64, description="a grid axis, across")] = None,
+    rows: Annotated[RunParameter | None, Query(description="one of the grid's axes, down")] = None,
+    cols: Annotated[
+        RunParameter | None, Query(description="one of the grid's axes, across")
+    ] = None,
     epoch: Annotated[
         int | None, Query(ge=0, le=MAX_ID, description="each run's checkpoint at or before it")
     ] = None,
@@ -123,7 +131,7 @@ def get_losses_png(
     session: SessionDep,
     caches: CachesDep,
     colour_by: Annotated[
-        str | None, Query(max_length=64, description="a grid axis (the first by default)")
+        RunParameter | None, Query(description="one of the grid's axes (the first by default)")
     ] = None,
     log: Annotated[bool, Query(description="log-scale loss axis")] = True,
 ) -> Response:
