@@ -239,13 +239,18 @@ def render_loss_png(
     if val_losses is not None:
         axes.plot(epochs, val_losses, color="tab:orange", linewidth=1.2, label="validation loss")
         _legend_below(figure, axes, 2)
+    _loss_axes(axes, title, log_scale=log_scale, loss=loss)
+    return _png(figure, size.dpi)
+
+
+def _loss_axes(axes: Axes, title: str, *, log_scale: bool, loss: LossFunction) -> None:
+    """What every loss picture's axes say: epoch across, the loss by its name up."""
     if log_scale:
         axes.set_yscale("log")
     axes.set_xlabel("epoch")
     axes.set_ylabel(LOSS_NAMES[loss])
     axes.set_title(title, fontsize=10)
     axes.grid(True, alpha=0.3)
-    return _png(figure, size.dpi)
 
 
 def png_frames_to_gif(frames: list[bytes], frame_ms: int = 400) -> bytes:
@@ -362,12 +367,7 @@ def render_losses_png(
         axes.plot(
             epochs, losses, color=colour, linewidth=1.0, alpha=0.8, label=label if first else None
         )
-    if log_scale:
-        axes.set_yscale("log")
-    axes.set_xlabel("epoch")
-    axes.set_ylabel(LOSS_NAMES[loss])
-    axes.set_title(title, fontsize=10)
-    axes.grid(True, alpha=0.3)
+    _loss_axes(axes, title, log_scale=log_scale, loss=loss)
     handles, names = axes.get_legend_handles_labels()
     figure.legend(handles, names, title=colour_by, loc="outside right upper", fontsize=7)
     return _png(figure, size.dpi)

@@ -219,10 +219,16 @@ def list_datasets(session: Session, *, limit: int, offset: int) -> tuple[list[Da
     return [to_public(row) for row in rows], count
 
 
-def dataset_points(session: Session, ref: str | int) -> tuple[str, Points]:
-    """A dataset's name and points, by id or name."""
+def dataset_points(
+    session: Session, ref: str | int, max_points: int | None = None
+) -> tuple[str, Points]:
+    """A dataset's name and points, by id or name; with `max_points`, evenly spaced ones, at
+    most that many (a thumbnail)."""
     dataset = _find(session, str(ref))
-    return dataset.name, points_from_blob(dataset.points)
+    points = points_from_blob(dataset.points)
+    if max_points is not None and len(points) > max_points:
+        points = points[:: -(-len(points) // max_points)]
+    return dataset.name, points
 
 
 def dataset_name(session: Session, dataset_id: int) -> str:

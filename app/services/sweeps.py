@@ -277,13 +277,15 @@ def _axes(sweep: Sweep, rows: str | None, cols: str | None) -> tuple[str | None,
     return rows, cols
 
 
-def _laid_out(
-    sweep: Sweep, runs: list[SweepRunPublic], rows: str | None, cols: str
-) -> list[SweepRunPublic]:
-    """Runs in reading order: `cols`' values along each row, `rows`' down the picture (and any
-    other axis between them)."""
+def _reading_order(sweep: Sweep, rows: str | None, cols: str) -> list[str]:
+    """The grid's axes from the slowest-varying to the fastest in the picture: `rows` down,
+    any other axis between, `cols` along each row."""
     others = [key for key in sweep.grid if key not in (rows, cols)]
-    order = ([rows] if rows is not None else []) + others + [cols]
+    return ([rows] if rows is not None else []) + others + [cols]
+
+
+def _laid_out(sweep: Sweep, runs: list[SweepRunPublic], order: list[str]) -> list[SweepRunPublic]:
+    """Runs in reading order, by the position of their values on each axis of `order`."""
 
     def place(run: SweepRunPublic) -> tuple[int, ...]:
         return tuple(
@@ -321,8 +323,8 @@ def boundaries_png(
     sweep = _find(session, sweep_id)
     public = get_sweep(session, sweep_id)
     rows, cols = _axes(sweep, rows, cols)
-    ordered = _laid_out(sweep, public.runs, rows, cols)
-    order = ([rows] if rows else []) + [k for k in sweep.grid if k not in (rows, cols)] + [cols]
+    order = _reading_order(sweep, rows, cols)
+    ordered = _laid_out(sweep, public.runs, order)
     refs = []
     for run in ordered:
         candidates = [

@@ -147,9 +147,7 @@ def get_points(
     ] = None,
 ) -> PointsPublic:
     """The points as JSON rows of [x, y, label]."""
-    name, points = service.dataset_points(session, ref)
-    if max_points is not None and len(points) > max_points:
-        points = points[:: -(-len(points) // max_points)]
+    name, points = service.dataset_points(session, ref, max_points)
     return PointsPublic(name=name, points=points.tolist())
 
 
