@@ -18,12 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.core.config import PROJECT_ROOT
-from bench import celery_runner, service, training
+from bench import celery_runner, service, together, training
 from bench.context import BenchContext
 from bench.report import Figure, print_table, write_json
 from scripts.live_server import LiveServer
 
-SECTIONS = ["training", *service.SECTIONS, "celery"]
+SECTIONS = ["training", "together", *service.SECTIONS, "celery"]
 
 
 def main() -> None:
@@ -63,6 +63,8 @@ def main() -> None:
 
     if "training" in chosen:
         run_section("training", lambda: training.measure(ctx))
+    if "together" in chosen:
+        run_section("together", lambda: together.measure(ctx))
     served = [name for name in [*service.SECTIONS, "celery"] if name in chosen]
     measures = {**service.SECTIONS, "celery": celery_runner.celery}
     if served:

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     worker_queues: str = ""
     # Most runs one sweep's grid may make (POST /sweeps).
     max_sweep_runs: int = Field(default=64, ge=1)
+    # Most runs of a sweep one worker trains together as one stacked model (those sharing the
+    # dataset, network, batch size, epochs, optimizer and loss); 1 trains each alone.
+    max_group_runs: int = Field(default=16, ge=1)
     # How many times an orphaned run is re-queued before it is marked failed.
     max_restarts: int = Field(default=3, ge=0)
     # When set, every request that changes something needs `Authorization: Bearer <key>`.

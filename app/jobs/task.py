@@ -34,8 +34,10 @@ from app.ml.checkpoints import (
     write_checkpoint_bytes,
 )
 from app.ml.devices import DeviceUnavailable, resolve_device
-from app.ml.engine import train
+from app.ml.engine import TrainResult, train
+from app.ml.stacked import Member, Report, train_group
 from app.services import run_lifecycle as lifecycle
+from app.services.workers import idle_workers
 from app.vocabulary import FailureReason, RunStatus, StopReason, TrainOutcome
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class TaskContext:
     write_patience_s: float
     max_store_bytes: int
     report_interval_s: float
+    heartbeat_timeout_s: float
+    max_group_runs: int
     # True when the worker must stop (graceful shutdown): the run is checkpointed and re-queued.
     should_release: Callable[[], bool] = lambda: False
     # Called at every report; a worker whose server died exits here, as a crash would.
@@ -74,6 +78,8 @@ class TaskContext:
             write_patience_s=settings.write_patience_s,
             max_store_bytes=settings.max_store_bytes,
             report_interval_s=settings.progress_interval_s,
+            heartbeat_timeout_s=settings.heartbeat_timeout_s,
+            max_group_runs=settings.max_group_runs,
             **hooks,
         )
 
@@ -96,14 +102,16 @@ def write(ctx: TaskContext, action: Callable[[Session], T]) -> T:
 
 
 class Heartbeat:
-    """Says, from a thread of its own, that the worker is alive, however long an epoch takes;
-    and notices between reports that the run was cancelled or taken away."""
+    """Says, from a thread of its own, that the worker is alive and holds its runs, however long
+    an epoch takes; and notices between reports that a run was cancelled or taken away."""
 
-    def __init__(self, ctx: TaskContext, run_id: int) -> None:
-        self.ctx, self.run_id = ctx, run_id
-        self.reason: StopReason | None = None  # cancelled or lost, once seen
+    def __init__(self, ctx: TaskContext, run_ids: list[int]) -> None:
+        self.ctx, self.run_ids = ctx, list(run_ids)
+        self.reasons: dict[int, StopReason] = {}  # cancelled or lost, once seen
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._beat, name=f"heartbeat-{run_ids[0]}", daemon=True
+        )
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -114,22 +122,28 @@ class Heartbeat:
         self._thread.join()
 
     def should_stop(self) -> bool:
-        return self.reason is not None or self.ctx.should_release()
+        return bool(self.reasons) or self.ctx.should_release()
+
+    def forget(self, run_id: int) -> None:
+        """Beat no more for a run that has ended."""
+        self.run_ids.remove(run_id)
 
     def _beat(self) -> None:
         while not self._done.wait(self.ctx.heartbeat_interval_s):
             self.ctx.on_report()
+            run_ids = list(self.run_ids)
+            if not run_ids:
+                continue
             try:
                 with session_scope(self.ctx.session_factory) as session:
-                    ack = lifecycle.record_progress(
-                        session, self.run_id, self.ctx.worker_id, 0, [], None
-                    )
+                    acks = lifecycle.beat_runs(session, run_ids, self.ctx.worker_id)
             except OperationalError:
                 continue  # a locked database: the next beat tries again
-            if not ack.owned:
-                self.reason = StopReason.LOST
-            elif ack.cancel_requested:
-                self.reason = StopReason.CANCELLED
+            for run_id, ack in acks.items():
+                if not ack.owned:
+                    self.reasons[run_id] = StopReason.LOST
+                elif ack.cancel_requested:
+                    self.reasons[run_id] = StopReason.CANCELLED
 
 
 class StoreFull(Exception):
@@ -153,6 +167,10 @@ class _DatabaseCallbacks:
                 session, self.run_id, self.ctx.worker_id, first_epoch, losses, val_losses
             ),
         )
+        return self.note(ack)
+
+    def note(self, ack: lifecycle.ProgressAck) -> bool:
+        """Take the database's answer to a report; False means stop."""
         if not ack.owned:
             self.stop_reason = StopReason.LOST
         elif ack.cancel_requested:
@@ -226,35 +244,71 @@ def _finish(ctx: TaskContext, run_id: int, status: RunStatus, **values: Any) -> 
 
 
 def execute_run(run_id: int, ctx: TaskContext) -> None:
-    """Train a run this worker has claimed, from its last checkpoint if it has one."""
-    job = write(ctx, lambda session: lifecycle.prepare_job(session, run_id, ctx.worker_id))
-    if job is None:
+    """Train a run this worker has claimed, from its last checkpoint if it has one, together
+    with the queued runs of its sweep that can train with it (claimed here too)."""
+    run_ids = write(
+        ctx,
+        lambda session: lifecycle.claim_group(
+            session,
+            run_id,
+            ctx.worker_id,
+            most=ctx.max_group_runs,
+            idle_workers=idle_workers(session, ctx.heartbeat_timeout_s, ctx.worker_id),
+        ),
+    )
+    jobs = write(
+        ctx,
+        lambda session: [
+            job
+            for claimed in run_ids
+            if (job := lifecycle.prepare_job(session, claimed, ctx.worker_id)) is not None
+        ],
+    )
+    if not jobs:
         return
     try:
-        device = resolve_device(job.device)
+        device = resolve_device(jobs[0].device)  # a group shares its device
     except DeviceUnavailable as exc:
-        _finish(ctx, run_id, RunStatus.FAILED, error=str(exc), failure=FailureReason.DEVICE)
+        for job in jobs:
+            _finish(ctx, job.run_id, RunStatus.FAILED, error=str(exc), failure=FailureReason.DEVICE)
         return
-    resume = None
-    if job.resume_from is not None:
-        try:
-            resume = load_checkpoint(ctx.models_store, job.resume_from.path, job.resume_from.sha256)
-        except CheckpointError as exc:
-            _finish(
-                ctx,
-                run_id,
-                RunStatus.FAILED,
-                error=f"cannot resume: {exc}",
-                failure=FailureReason.CHECKPOINT,
-            )
-            return
+    members = []
+    for job in jobs:
+        resume = None
+        if job.resume_from is not None:
+            try:
+                resume = load_checkpoint(
+                    ctx.models_store, job.resume_from.path, job.resume_from.sha256
+                )
+            except CheckpointError as exc:
+                _finish(
+                    ctx,
+                    job.run_id,
+                    RunStatus.FAILED,
+                    error=f"cannot resume: {exc}",
+                    failure=FailureReason.CHECKPOINT,
+                )
+                continue
+        members.append((job, resume))
+    if not members:
+        return
+    trained = [job.run_id for job, _ in members]
     write(
-        ctx, lambda session: lifecycle.set_device_used(session, run_id, ctx.worker_id, str(device))
+        ctx, lambda session: lifecycle.set_device_used(session, trained, ctx.worker_id, str(device))
     )
+    if len(members) == 1:
+        _train_alone(ctx, *members[0], device)
+    else:
+        _train_together(ctx, members, device)
 
+
+def _train_alone(
+    ctx: TaskContext, job: lifecycle.TrainingJob, resume: dict[str, Any] | None, device: Any
+) -> None:
+    run_id = job.run_id
     callbacks = _DatabaseCallbacks(run_id, ctx)
     try:
-        with Heartbeat(ctx, run_id) as heartbeat:
+        with Heartbeat(ctx, [run_id]) as heartbeat:
             result = train(
                 job.config,
                 job.points,
@@ -264,27 +318,114 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
                 report_interval_s=ctx.report_interval_s,
                 should_stop=heartbeat.should_stop,
             )
-    except StoreFull as exc:
-        log.warning("run %s failed: %s", run_id, exc)
-        _finish(ctx, run_id, RunStatus.FAILED, error=str(exc), failure=FailureReason.STORE_FULL)
-        return
     except Exception as exc:
-        if callbacks.lost_meanwhile():
-            log.info("run %s was deleted or taken back while training; stopped", run_id)
-            return
-        log.exception("run %s failed", run_id)
-        _finish(
-            ctx,
-            run_id,
-            RunStatus.FAILED,
-            error=f"training error: {type(exc).__name__}: {exc}",
-            failure=FailureReason.ERROR,
-        )
+        _failed(ctx, callbacks, exc)
         return
     if callbacks.stop_reason is None and result.outcome == TrainOutcome.STOPPED:
         # Stopped inside an epoch, by what the heartbeat saw or by a shutdown.
-        callbacks.stop_reason = heartbeat.reason or StopReason.RELEASED
+        callbacks.stop_reason = heartbeat.reasons.get(run_id) or StopReason.RELEASED
+    _conclude(ctx, run_id, result, callbacks.stop_reason)
 
+
+@dataclass
+class _GroupCallbacks:
+    """A group's reports go to the database in one transaction; each run ends as it ends."""
+
+    ctx: TaskContext
+    members: list[_DatabaseCallbacks]
+    heartbeat: Heartbeat
+    ended: set[int] = field(default_factory=set)
+
+    def on_progress(self, reports: list[Report]) -> list[int]:
+        self.ctx.on_report()
+
+        def record(session: Session) -> list[lifecycle.ProgressAck]:
+            return [
+                lifecycle.record_progress(
+                    session,
+                    self.members[report.member].run_id,
+                    self.ctx.worker_id,
+                    report.first_epoch,
+                    report.losses,
+                    report.val_losses,
+                )
+                for report in reports
+            ]
+
+        acks = write(self.ctx, record)
+        return [
+            report.member
+            for report, ack in zip(reports, acks, strict=True)
+            if not self.members[report.member].note(ack)
+        ]
+
+    def on_checkpoint(self, member: int, epoch: int, state: dict[str, Any]) -> None:
+        self.members[member].on_checkpoint(epoch, state)
+
+    def on_end(self, member: int, result: TrainResult) -> None:
+        self.ended.add(member)
+        callbacks = self.members[member]
+        self.heartbeat.forget(callbacks.run_id)
+        if callbacks.stop_reason is None and result.outcome == TrainOutcome.STOPPED:
+            reason = self.heartbeat.reasons.get(callbacks.run_id)
+            callbacks.stop_reason = reason or StopReason.RELEASED
+        _conclude(self.ctx, callbacks.run_id, result, callbacks.stop_reason)
+
+
+def _train_together(
+    ctx: TaskContext,
+    members: list[tuple[lifecycle.TrainingJob, dict[str, Any] | None]],
+    device: Any,
+) -> None:
+    run_ids = [job.run_id for job, _ in members]
+    log.info("runs %s train together as one stacked model", run_ids)
+    with Heartbeat(ctx, run_ids) as heartbeat:
+        callbacks = _GroupCallbacks(ctx, [_DatabaseCallbacks(r, ctx) for r in run_ids], heartbeat)
+
+        def stop_requests() -> list[int]:
+            if ctx.should_release():
+                return list(range(len(run_ids)))
+            return [run_ids.index(run_id) for run_id in list(heartbeat.reasons)]
+
+        try:
+            train_group(
+                [Member(job.config, resume) for job, resume in members],
+                members[0][0].points,
+                device,
+                callbacks,
+                report_interval_s=ctx.report_interval_s,
+                stop_requests=stop_requests,
+            )
+        except Exception as exc:
+            for member, run_callbacks in enumerate(callbacks.members):
+                if member not in callbacks.ended:
+                    _failed(ctx, run_callbacks, exc)
+
+
+def _failed(ctx: TaskContext, callbacks: _DatabaseCallbacks, exc: Exception) -> None:
+    """A run whose training raised: failed, unless it was deleted or taken back meanwhile."""
+    run_id = callbacks.run_id
+    if isinstance(exc, StoreFull):
+        log.warning("run %s failed: %s", run_id, exc)
+        _finish(ctx, run_id, RunStatus.FAILED, error=str(exc), failure=FailureReason.STORE_FULL)
+        return
+    if callbacks.lost_meanwhile():
+        log.info("run %s was deleted or taken back while training; stopped", run_id)
+        return
+    log.error("run %s failed", run_id, exc_info=exc)
+    _finish(
+        ctx,
+        run_id,
+        RunStatus.FAILED,
+        error=f"training error: {type(exc).__name__}: {exc}",
+        failure=FailureReason.ERROR,
+    )
+
+
+def _conclude(
+    ctx: TaskContext, run_id: int, result: TrainResult, stop_reason: StopReason | None
+) -> None:
+    """Record how a run's training ended."""
     if result.outcome == TrainOutcome.COMPLETED:
         _finish(ctx, run_id, RunStatus.SUCCEEDED, accuracy=result.accuracy)
     elif result.outcome == TrainOutcome.DIVERGED:
@@ -295,9 +436,9 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
             error=f"loss diverged at epoch {result.diverged_at}",
             failure=FailureReason.DIVERGED,
         )
-    elif callbacks.stop_reason == StopReason.CANCELLED:
+    elif stop_reason == StopReason.CANCELLED:
         _finish(ctx, run_id, RunStatus.CANCELLED)
-    elif callbacks.stop_reason == StopReason.RELEASED:
+    elif stop_reason == StopReason.RELEASED:
         released = write(ctx, lambda session: lifecycle.release_run(session, run_id, ctx.worker_id))
         if released:
             log.info(

@@ -137,18 +137,28 @@ class PendingLosses:
 
     def take(self) -> list[float]:
         """The pending losses, in epoch order; the buffer is empty afterwards."""
+        result: list[float] = self._take_values().tolist()
+        return result
+
+    def take_per_run(self, runs: int) -> list[list[float]]:
+        """With targets stacked for several runs, (runs, n, 1): each run's pending losses."""
+        values = self._take_values().reshape(-1, runs)
+        result: list[list[float]] = values.t().tolist()
+        return result
+
+    def _take_values(self) -> torch.Tensor:
         if self._losses:
             values = torch.stack(self._losses)
         elif self._logits is not None and self.count:
             logits = self._logits[: self.count]
             per_point = pointwise_loss(logits, self.targets.expand_as(logits), self.loss)
-            values = per_point.flatten(1).mean(dim=1)
+            # Mean over each run's points: the last two dimensions of the targets.
+            values = per_point.flatten(self.targets.dim() - 1).mean(dim=-1)
         else:
             values = torch.empty(0)
         self.count = 0
         self._losses.clear()
-        result: list[float] = values.tolist()
-        return result
+        return values
 
 
 class StopTraining(Exception):
@@ -315,6 +325,14 @@ def first_non_finite(values: list[float]) -> int | None:
     return None
 
 
+def divergence(values: list[float], val_values: list[float] | None) -> int | None:
+    """Where the losses, or failing that the validation losses, stop being finite."""
+    bad = first_non_finite(values)
+    if bad is None and val_values is not None:
+        bad = first_non_finite(val_values)
+    return bad
+
+
 class Reporter:
     """Sends the pending losses to the callbacks, and notes the last ones sent (the final
     losses) and the epoch the loss diverged at, if it did."""
@@ -346,9 +364,7 @@ class Reporter:
             self.val_losses.drop_to(len(values))
             val_values = self.val_losses.take()
         self.last_time = time.monotonic()
-        bad = first_non_finite(values)
-        if bad is None and val_values is not None:
-            bad = first_non_finite(val_values)
+        bad = divergence(values, val_values)
         if bad is not None:
             self.callbacks.on_progress(
                 first, values[:bad], val_values[:bad] if val_values else None
@@ -377,6 +393,24 @@ def build(
     shuffle.set_state(resume["rng"]["shuffle"])
     torch.set_rng_state(resume["rng"]["torch"])
     return model, optimizer, shuffle, int(resume["epoch"])
+
+
+def checkpoint_state(
+    config: TrainConfig,
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    shuffle: torch.Generator,
+) -> dict[str, Any]:
+    """What a checkpoint holds, CPU tensors and plain values: enough to rebuild the model from
+    the file alone and to resume training where it stopped."""
+    return {
+        "epoch": epoch,
+        "config": config.as_dict(),
+        "model": to_cpu(model.state_dict()),
+        "optimizer": to_cpu(optimizer.state_dict()),
+        "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+    }
 
 
 def train(
@@ -411,14 +445,7 @@ def train(
 
     def checkpoint(epoch: int) -> None:
         step.sync()
-        state = {
-            "epoch": epoch,
-            "config": config.as_dict(),
-            "model": to_cpu(model.state_dict()),
-            "optimizer": to_cpu(optimizer.state_dict()),
-            "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
-        }
-        callbacks.on_checkpoint(epoch, state)
+        callbacks.on_checkpoint(epoch, checkpoint_state(config, epoch, model, optimizer, shuffle))
 
     def ended(outcome: TrainOutcome, epochs_done: int) -> TrainResult:
         diverged_at = reporter.diverged_at

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -205,6 +206,19 @@ def kept_buffers(kind: Optimizer, momentum: float) -> dict[str, bool]:
     return kept
 
 
+class FlatLayout(Protocol):
+    """Where one network's parameters and their gradients lie in two flat buffers."""
+
+    flat: Tensor
+    flat_grad: Tensor
+    parameters: list[Tensor]  # the module's, in order: the keys of torch.optim's state
+    device: torch.device
+
+    def views(self, buffer: Tensor) -> list[Tensor]:
+        """Each parameter's part of a buffer laid out as `flat`, shaped as the parameter."""
+        ...
+
+
 class FlatOptimizer:
     """Adam, SGD or RMSprop as `torch.optim` computes them, over every parameter in a few calls.
 
@@ -216,12 +230,11 @@ class FlatOptimizer:
     """
 
     def __init__(
-        self, kind: Optimizer, learning_rate: float, momentum: float, step: FastStep
+        self, kind: Optimizer, learning_rate: float, momentum: float, step: FlatLayout
     ) -> None:
         self.kind = Optimizer(kind)
         self.learning_rate = learning_rate
         self.momentum = momentum
-        self.fast = step
         self.steps = 0
         zeros = step.flat.new_zeros
         # Adam's first moment; for SGD and RMSprop, the momentum buffer.
@@ -229,8 +242,7 @@ class FlatOptimizer:
         # Adam's second moment; for RMSprop, the running average of squared gradients.
         self.exp_avg_sq = zeros(step.flat.numel())
         self.rms_denominator = zeros(step.flat.numel())  # RMSprop's eps + sqrt(square_avg)
-        self.params = step.views(step.flat)
-        self.grads = step.views(step.flat_grad)
+        self.attach(step)
         self.exp_avgs = step.views(self.exp_avg)
         self.exp_avg_sqs = step.views(self.exp_avg_sq)
         self.rms_denominators = step.views(self.rms_denominator)
@@ -238,6 +250,13 @@ class FlatOptimizer:
         # ahead, since adding 1 to a tensor each step costs more than the kernel itself.
         self._counts = zeros(0)
         self._next_count = 0
+
+    def attach(self, layout: FlatLayout) -> None:
+        """Update the parameters and gradients `layout` holds (moved, when a stack of runs
+        loses some); the optimizer's own state stays."""
+        self.fast = layout
+        self.params = layout.views(layout.flat)
+        self.grads = layout.views(layout.flat_grad)
 
     def step(self) -> None:
         self.steps += 1

@@ -77,6 +77,10 @@ class LockedCache(Generic[V]):
         self._lock = threading.Lock()
         self.hits = 0
 
+    def get(self, key: Hashable) -> V | None:
+        with self._lock:
+            return self._cache.get(key)
+
     def get_or_create(self, key: Hashable, create: Callable[[], V]) -> V:
         with self._lock:
             if key in self._cache:

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from app.ml.architectures import NetworkSpec
 from app.ml.checkpoints import CheckpointRef
 from app.ml.engine import TrainConfig
-from app.models import Checkpoint, Run, RunHistory, RunStatus
+from app.ml.stacked import group_key, most_runs_stacked
+from app.models import Checkpoint, Dataset, Run, RunHistory, RunStatus
 from app.models.base import utcnow
 from app.services.datasets import dataset_points
 from app.services.runs import last_losses, latest_checkpoint
@@ -117,7 +118,11 @@ def prepare_job(session: Session, run_id: int, worker_id: str) -> TrainingJob | 
     run.epoch = resume_epoch
     run.loss, run.val_loss = (last[1], last[2]) if last is not None else (None, None)
     _, points = dataset_points(session, run.dataset_id)
-    config = TrainConfig(
+    return TrainingJob(run_id, run_config(run), run.device, points, resume_from)
+
+
+def run_config(run: Run) -> TrainConfig:
+    return TrainConfig(
         network=NetworkSpec(run.architecture, tuple(run.hidden_layers), run.activation),
         epochs=run.epochs,
         learning_rate=run.learning_rate,
@@ -129,11 +134,78 @@ def prepare_job(session: Session, run_id: int, worker_id: str) -> TrainingJob | 
         checkpoint_every=run.checkpoint_every,
         loss=run.loss_function,
     )
-    return TrainingJob(run_id, config, run.device, points, resume_from)
 
 
-def set_device_used(session: Session, run_id: int, worker_id: str, device: str) -> None:
-    session.execute(update(Run).where(_owned(run_id, worker_id)).values(device_used=device))
+def claim_group(
+    session: Session, run_id: int, worker_id: str, *, most: int, idle_workers: int
+) -> list[int]:
+    """The claimed run, and the queued runs of its sweep this worker takes to train with it
+    as one stacked model: those that can (`stacked.group_key`), oldest first, at most `most`
+    in all, and no more than a fair share when idle workers have nothing else to take.
+    """
+    run = session.get(Run, run_id)
+    if run is None or run.sweep_id is None or most < 2:
+        return [run_id]
+    config = run_config(run)
+    key = group_key(config)
+    candidates = session.scalars(
+        select(Run)
+        .where(
+            Run.sweep_id == run.sweep_id,
+            Run.status == RunStatus.QUEUED,
+            Run.dataset_id == run.dataset_id,
+            Run.device == run.device,
+        )
+        .order_by(Run.id)
+    ).all()
+    fellows = [other.id for other in candidates if group_key(run_config(other)) == key]
+    n_points = session.scalar(select(Dataset.n_points).where(Dataset.id == run.dataset_id)) or 1
+    # Idle workers with other queued runs to take need none of these; the rest get a share.
+    queued = session.scalar(select(func.count()).where(Run.status == RunStatus.QUEUED)) or 0
+    wanting = max(0, idle_workers - (queued - len(fellows)))
+    share = -(-(len(fellows) + 1) // (wanting + 1))
+    limit = min(most, share, most_runs_stacked(config.network, n_points))
+    wanted = fellows[: limit - 1]
+    if not wanted:
+        return [run_id]
+    now = utcnow()
+    taken = session.scalars(
+        update(Run)
+        .where(Run.id.in_(wanted), Run.status == RunStatus.QUEUED)
+        .values(
+            status=RunStatus.RUNNING,
+            worker_id=worker_id,
+            heartbeat_at=now,
+            started_at=func.coalesce(Run.started_at, now),
+        )
+        .returning(Run.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return [run_id, *sorted(taken)]
+
+
+def set_device_used(session: Session, run_ids: list[int], worker_id: str, device: str) -> None:
+    session.execute(
+        update(Run)
+        .where(Run.id.in_(run_ids), Run.worker_id == worker_id, Run.status == RunStatus.RUNNING)
+        .values(device_used=device)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def beat_runs(session: Session, run_ids: list[int], worker_id: str) -> dict[int, ProgressAck]:
+    """A heartbeat for each run, in one statement; a run missing from the answer is no
+    longer this worker's."""
+    rows = session.execute(
+        update(Run)
+        .where(Run.id.in_(run_ids), Run.worker_id == worker_id, Run.status == RunStatus.RUNNING)
+        .values(heartbeat_at=utcnow())
+        .returning(Run.id, Run.cancel_requested)
+        .execution_options(synchronize_session=False)
+    ).all()
+    owned = {row[0]: ProgressAck(owned=True, cancel_requested=bool(row[1])) for row in rows}
+    lost = ProgressAck(owned=False, cancel_requested=False)
+    return {run_id: owned.get(run_id, lost) for run_id in run_ids}
 
 
 def record_progress(

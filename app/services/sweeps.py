@@ -3,6 +3,7 @@ them), read back with each run's values and the verdict its history earns."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import InvalidInput, NotFound
 from app.ml.inference import pad_bounds, probability_grid
 from app.ml.plots import Panel, render_losses_png, render_small_multiples_png
-from app.ml.verdicts import judge
+from app.ml.verdicts import Judgement, judge
 from app.models import Dataset, Run, RunHistory, Sweep
 from app.models.base import utcnow
 from app.schemas.runs import AnyRunCreate, RunCreate
@@ -31,7 +32,13 @@ from app.schemas.sweeps import (
     SweepSummary,
 )
 from app.services.datasets import dataset_bounds, dataset_points, get_dataset_id
-from app.services.results import ResultCaches, bounded, load_model, read_history
+from app.services.results import (
+    LockedCache,
+    ResultCaches,
+    bounded,
+    load_model,
+    read_history,
+)
 from app.services.runs import Publish, cancel_run, checkpoint_refs, create_run, delete_run
 from app.vocabulary import FailureReason, LossFunction, RunStatus
 
@@ -150,19 +157,43 @@ def _histories(
     return histories
 
 
-def _run_public(
-    run: Run, history: tuple[list[float], list[float | None]], positive_share: float
-) -> SweepRunPublic:
-    losses, val_losses = history
-    judgement = None
-    if run.status.ended and losses:
-        judgement = judge(
-            losses,
-            positive_share,
-            run.loss_function,
-            val_losses=val_losses if run.validation_split > 0 else None,
-            diverged_at=run.epoch if run.failure_reason == FailureReason.DIVERGED else None,
+# An ended run's best loss and verdict, which its whole history decides: kept by what would
+# change them (a resumed run ends again at another epoch and time), so that reading a sweep
+# does not read every ended run's history again.
+Judged = tuple[float | None, Judgement | None]
+_JUDGED: LockedCache[Judged] = LockedCache(maxsize=4096)
+
+
+def _judged(session: Session, ended: list[Run], positive_share: float) -> dict[int, Judged]:
+    keys = {run.id: (run.id, run.status, run.epoch, run.finished_at) for run in ended}
+    known = {run.id: _JUDGED.get(keys[run.id]) for run in ended}
+    histories = _histories(session, [run.id for run in ended if known[run.id] is None])
+    judged: dict[int, Judged] = {}
+    for run in ended:
+        judged[run.id] = known[run.id] or _JUDGED.get_or_create(
+            keys[run.id], functools.partial(_judge, run, histories[run.id], positive_share)
         )
+    return judged
+
+
+def _judge(
+    run: Run, history: tuple[list[float], list[float | None]], positive_share: float
+) -> Judged:
+    losses, val_losses = history
+    if not losses:
+        return None, None
+    judgement = judge(
+        losses,
+        positive_share,
+        run.loss_function,
+        val_losses=val_losses if run.validation_split > 0 else None,
+        diverged_at=run.epoch if run.failure_reason == FailureReason.DIVERGED else None,
+    )
+    return min(losses), judgement
+
+
+def _run_public(run: Run, judged: Judged) -> SweepRunPublic:
+    best_loss, judgement = judged
     duration = None
     if run.started_at is not None:
         duration = ((run.finished_at or utcnow()) - run.started_at).total_seconds()
@@ -173,7 +204,7 @@ def _run_public(
         epoch=run.epoch,
         epochs=run.epochs,
         final_loss=run.final_loss,
-        best_loss=min(losses) if losses else None,
+        best_loss=best_loss,
         val_loss=run.val_loss,
         accuracy=run.accuracy,
         duration_s=duration,
@@ -188,8 +219,9 @@ def get_sweep(session: Session, sweep_id: int) -> SweepPublic:
     dataset = session.get(Dataset, sweep.dataset_id)
     assert dataset is not None  # a dataset with runs cannot be deleted
     runs = session.scalars(select(Run).where(Run.sweep_id == sweep_id).order_by(Run.id)).all()
-    histories = _histories(session, [run.id for run in runs if run.status.ended])
-    share = dataset.count_1 / dataset.n_points
+    judged = _judged(
+        session, [run for run in runs if run.status.ended], dataset.count_1 / dataset.n_points
+    )
     return SweepPublic(
         id=sweep.id,
         name=sweep.name,
@@ -198,7 +230,7 @@ def get_sweep(session: Session, sweep_id: int) -> SweepPublic:
         grid=sweep.grid,
         created_at=sweep.created_at,
         counts=_counts(session, [sweep_id])[sweep_id],
-        runs=[_run_public(run, histories[run.id], share) for run in runs],
+        runs=[_run_public(run, judged.get(run.id, (None, None))) for run in runs],
     )
 
 

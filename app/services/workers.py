@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Worker
@@ -73,3 +73,19 @@ def live_workers(session: Session, heartbeat_timeout_s: float) -> list[WorkerPub
         )
         for row in rows
     ]
+
+
+def idle_workers(session: Session, heartbeat_timeout_s: float, excluding: str) -> int:
+    """How many other live workers train nothing now."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Worker)
+            .where(
+                Worker.heartbeat_at >= stale_before(heartbeat_timeout_s),
+                Worker.run_id.is_(None),
+                Worker.id != excluding,
+            )
+        )
+        or 0
+    )

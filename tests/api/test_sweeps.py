@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
 from tests.images import decode_png, has_field_tints
-from tests.polling import wait_ended, wait_for
+from tests.polling import run_status, wait_ended, wait_for
 
 
 def sweep_body(**values: Any) -> dict[str, Any]:
@@ -219,3 +219,53 @@ def test_pictures_have_a_panel_per_run_and_refuse_unknown_axes(runner_client: Te
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "rows"]
     assert client.get("/sweeps/99/losses.png").status_code == 404
+
+
+@pytest.fixture
+def one_worker_client(settings: Settings) -> Iterator[TestClient]:
+    settings.runner_enabled = True
+    settings.workers = 1
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_runs_of_one_shape_train_together_and_end_each_on_its_own(
+    one_worker_client: TestClient,
+) -> None:
+    client = one_worker_client
+    base = {"architecture": "mlp", "hidden_layers": [16], "activation": "tanh", "seed": 5}
+    body = {
+        "dataset": "curve",
+        "base": {**base, "epochs": 10000, "checkpoint_every": 1000},
+        "grid": {"learning_rate": [0.001, 0.003, 0.01, 0.03]},
+    }
+    sweep = client.post("/sweeps", json=body).json()
+    ids = [run["id"] for run in sweep["runs"]]
+    # One worker, and yet all four train at once: as one stacked model.
+    wait_for(lambda: all(run_status(client, run)["status"] == "running" for run in ids), 60)
+    assert client.post(f"/runs/{ids[1]}/cancel").status_code == 200
+    cancelled = wait_ended(client, ids[1], 30)
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["epoch"] < 10000
+    # Cancelling one run of the group stopped that run only.
+    assert {run_status(client, run)["status"] for run in ids if run != ids[1]} <= {
+        "running",
+        "succeeded",
+    }
+    for run in (ids[0], ids[2], ids[3]):
+        ended = wait_ended(client, run, 180)
+        assert (ended["status"], ended["epoch"]) == ("succeeded", 10000), ended
+    checkpoints = client.get(f"/runs/{ids[1]}/checkpoints").json()
+    assert max(c["epoch"] for c in checkpoints) == cancelled["epoch"]
+    # Trained alone, the first run of the sweep learns the same: the float32 tolerance.
+    alone = client.post(
+        "/runs", json={**base, "dataset": "curve", "epochs": 10000, "learning_rate": 0.001}
+    ).json()
+    alone = wait_ended(client, alone["id"], 180)
+    together = run_status(client, ids[0])
+    assert together["accuracy"] == alone["accuracy"]
+    solo_losses = client.get(f"/runs/{alone['id']}/history").json()["loss"][:100]
+    group_losses = client.get(f"/runs/{ids[0]}/history").json()["loss"][:100]
+    assert group_losses == pytest.approx(solo_losses, rel=1e-5)
+    done = client.get(f"/sweeps/{sweep['id']}").json()
+    assert (done["counts"]["cancelled"], done["counts"]["succeeded"]) == (1, 3)

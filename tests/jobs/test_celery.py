@@ -93,6 +93,35 @@ def test_cancel_and_resume_work_through_either_api(cluster: Cluster) -> None:
         assert history_epochs(cluster.a.url, run["id"]) == list(range(done["epochs"]))
 
 
+def test_a_sweeps_runs_train_together_on_a_celery_worker(cluster: Cluster) -> None:
+    body = {
+        "dataset": "curve",
+        "base": {"architecture": "mlp", "hidden_layers": [16], "epochs": 200_000, "seed": 1},
+        "grid": {"learning_rate": [0.001, 0.003, 0.01, 0.03]},
+    }
+    with (
+        httpx.Client(base_url=cluster.a.url, timeout=30) as a,
+        httpx.Client(base_url=cluster.b.url, timeout=30) as b,
+    ):
+        sweep = a.post("/sweeps", json=body).json()
+        ids = [run["id"] for run in sweep["runs"]]
+        wait_for(lambda: all(run_status(b, run)["epoch"] > 300 for run in ids), 120)
+        # Both workers took a run's message at once; each took with it the others still queued
+        # (the first one here took all it found, or half when the other was idle).
+        groups = re.findall(r"runs \[([\d, ]+)\] train together", cluster.worker_logs())
+        grouped = [int(run) for group in groups for run in group.split(", ")]
+        assert len(set(ids) & set(grouped)) >= 3, groups
+        assert b.post(f"/runs/{ids[0]}/cancel").status_code == 200
+        assert wait_ended(a, ids[0], 60)["status"] == "cancelled"
+        assert {run_status(a, run)["status"] for run in ids[1:]} == {"running"}
+        assert b.post(f"/sweeps/{sweep['id']}/cancel").status_code == 200
+        for run_id in ids:
+            run = wait_ended(a, run_id, 60)
+            assert run["status"] == "cancelled"
+            assert history_epochs(cluster.a.url, run_id) == list(range(run["epoch"]))
+        assert a.get(f"/sweeps/{sweep['id']}").json()["counts"]["cancelled"] == 4
+
+
 def test_the_same_task_published_twice_trains_the_run_once(cluster: Cluster) -> None:
     run = httpx.post(
         f"{cluster.a.url}/runs", json={"architecture": "simple", "epochs": 3000}

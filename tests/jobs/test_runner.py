@@ -306,3 +306,37 @@ def test_a_run_trained_on_mse_keeps_it_through_the_worker_and_its_checkpoints(
     state = torch.load(io.BytesIO(checkpoint), weights_only=True)
     assert state["config"]["loss"] == "mse"
     assert runner_client.get(f"/runs/{run['id']}/boundary.png").status_code == 200
+
+
+def test_a_sweep_training_together_survives_a_killed_server(tmp_path: Path) -> None:
+    env = {"PC_WORKERS": "1", "PC_PROGRESS_INTERVAL_S": "0.1", "PC_HEARTBEAT_TIMEOUT_S": "5"}
+    shape = {"architecture": "mlp", "hidden_layers": [16], "activation": "tanh", "seed": 3}
+    body = {
+        "dataset": "curve",
+        "base": {**shape, "epochs": 3000, "checkpoint_every": 250},
+        "grid": {"learning_rate": [0.003, 0.01, 0.03]},
+    }
+    server = LiveServer(tmp_path, **env)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            sweep = http.post("/sweeps", json=body).json()
+            ids = [run["id"] for run in sweep["runs"]]
+            wait_for(lambda: all(run_status(http, run)["epoch"] > 400 for run in ids), 90)
+    finally:
+        server.kill()
+    # The next start finds the three orphaned; one worker takes them together again, each from
+    # its own last checkpoint.
+    server = LiveServer(tmp_path, **env)
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for run_id in ids:
+                run = wait_ended(http, run_id, 180)
+                assert (run["status"], run["restarts"]) == ("succeeded", 1), run
+                assert_history_continuous(http, run_id, 3000)
+            counts = http.get(f"/sweeps/{sweep['id']}").json()["counts"]
+            assert counts["succeeded"] == 3
+        assert "train together as one stacked model" in server.log()
+    finally:
+        server.stop()

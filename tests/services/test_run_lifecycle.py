@@ -14,7 +14,7 @@ from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory, session_scope
 from app.models import Run
 from app.models.base import utcnow
-from app.services.run_lifecycle import claim_next_run, recover_orphaned_runs
+from app.services.run_lifecycle import claim_group, claim_next_run, recover_orphaned_runs
 
 
 @pytest.fixture
@@ -93,3 +93,35 @@ def test_recovery_requeues_then_fails_after_max_restarts(
             assert run["finished_at"] is not None
     with session_scope(factory) as session:
         assert session.scalar(select(Run.worker_id).where(Run.id == run_id)) is None
+
+
+def test_a_claimed_sweep_run_takes_the_queued_runs_it_can_train_with(
+    client: TestClient, settings: Settings
+) -> None:
+    body = {
+        "dataset": "curve",
+        "base": {"architecture": "mlp", "hidden_layers": [8], "epochs": 50},
+        "grid": {"activation": ["tanh", "relu"], "learning_rate": [0.001, 0.01, 0.1]},
+    }
+    sweep = client.post("/sweeps", json=body).json()
+    tanh = [run["id"] for run in sweep["runs"] if run["values"]["activation"] == "tanh"]
+    alone = client.post("/runs", json={"epochs": 5}).json()["id"]
+    factory = make_session_factory(make_engine(settings.database_url))
+
+    def claim(worker_id: str, *, most: int = 16, idle: int = 0) -> list[int]:
+        with session_scope(factory) as session:
+            run_id = claim_next_run(session, worker_id)
+            assert run_id is not None
+            return claim_group(session, run_id, worker_id, most=most, idle_workers=idle)
+
+    # The tanh runs differ only in their learning rates: one stack; the relu ones are another.
+    assert claim("a", most=2) == tanh[:2]
+    assert claim("b") == [tanh[2]]  # the only one of its shape left
+    relu = [run["id"] for run in sweep["runs"] if run["values"]["activation"] == "relu"]
+    # Two idle workers and nothing else in the queue but one run: each gets a share.
+    assert claim("c", idle=2) == relu[:2]
+    assert claim("d") == [relu[2]]
+    assert claim("e") == [alone]  # not a sweep's: always alone
+    with session_scope(factory) as session:
+        owners = {row.id: row.worker_id for row in session.execute(select(Run.id, Run.worker_id))}
+    assert [owners[run] for run in [*tanh, *relu, alone]] == list("aabccde")
