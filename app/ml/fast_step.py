@@ -82,6 +82,14 @@ COUNTS_AHEAD = 4096
 ALIGNMENT = 16
 
 
+def parameter_views(buffer: Tensor, parameters: list[Tensor], offsets: list[int]) -> list[Tensor]:
+    """Each parameter's part of a flat buffer, starting at its offset, shaped as it."""
+    return [
+        buffer[offset : offset + parameter.numel()].view_as(parameter)
+        for parameter, offset in zip(parameters, offsets, strict=True)
+    ]
+
+
 class _Buffers:
     """Activations and gradients for one batch size, allocated once."""
 
@@ -140,10 +148,7 @@ class FastStep:
 
     def views(self, buffer: Tensor) -> list[Tensor]:
         """Each parameter's part of a flat buffer, shaped as the parameter."""
-        return [
-            buffer[offset : offset + parameter.numel()].view_as(parameter)
-            for parameter, offset in zip(self.parameters, self.offsets, strict=True)
-        ]
+        return parameter_views(buffer, self.parameters, self.offsets)
 
     def _buffers_for(self, n: int) -> _Buffers:
         buffers = self._buffers.get(n)

@@ -38,13 +38,16 @@ from app.ml.engine import (
     divergence,
     split_points,
 )
-from app.ml.fast_step import ACTIVATIONS, ALIGNMENT, FlatOptimizer
+from app.ml.fast_step import ACTIVATIONS, ALIGNMENT, FlatOptimizer, parameter_views
 from app.ml.inference import evaluate, pointwise_loss
 from app.vocabulary import REPORT_INTERVAL_S, LossFunction, Optimizer, TrainOutcome
 
 # Elements an elementwise kernel takes at a time on its vectorised path: two AVX-512 vectors
 # of float32, a multiple of the AVX2 and NEON blocks.
 VECTOR_BLOCK = 32
+# On the CPU a wider network's products cost more than the calls stacking saves: the tutorial's
+# 128-wide network trains slower stacked than run by run (`python -m bench --only together`).
+CPU_STACK_WIDTH = 64
 # Most bytes of activations and gradients one group holds: how many runs of a wide network on
 # many points may train together.
 STACK_BYTES = 256 * 2**20
@@ -63,8 +66,11 @@ def group_key(config: TrainConfig) -> tuple[object, ...]:
     )
 
 
-def most_runs_stacked(network: NetworkSpec, n_points: int) -> int:
-    """How many runs of this network on n points fit in STACK_BYTES together."""
+def most_runs_stacked(network: NetworkSpec, n_points: int, *, on_cpu: bool) -> int:
+    """How many runs of this network on n points train together: as many as fit in
+    STACK_BYTES, and on the CPU only networks no wider than CPU_STACK_WIDTH."""
+    if on_cpu and max(network.hidden_layers, default=0) > CPU_STACK_WIDTH:
+        return 1
     floats_per_point = 4 * (sum(network.hidden_layers) + 1)  # outputs, activated, gradients
     return max(1, STACK_BYTES // (4 * floats_per_point * max(n_points, 1)))
 
@@ -163,10 +169,7 @@ class _RunLayout:
         self.device = flat.device
 
     def views(self, buffer: Tensor) -> list[Tensor]:
-        return [
-            buffer[offset : offset + parameter.numel()].view_as(parameter)
-            for parameter, offset in zip(self.parameters, self.offsets, strict=True)
-        ]
+        return parameter_views(buffer, self.parameters, self.offsets)
 
 
 class StackedStep:

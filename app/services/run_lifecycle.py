@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.ml.architectures import NetworkSpec
 from app.ml.checkpoints import CheckpointRef
+from app.ml.devices import DeviceUnavailable, resolve_device
 from app.ml.engine import TrainConfig
 from app.ml.stacked import group_key, most_runs_stacked
 from app.models import Checkpoint, Dataset, Run, RunHistory, RunStatus
@@ -46,13 +47,13 @@ def _owned(run_id: int, worker_id: str) -> Any:
     return (Run.id == run_id) & (Run.worker_id == worker_id) & (Run.status == RunStatus.RUNNING)
 
 
-def _claim(session: Session, run_id: Any, worker_id: str) -> int | None:
-    """Take the run if it is still queued, in one guarded UPDATE: of two workers (or two
-    deliveries of one message) at most one gets it."""
+def _claiming(which: Any, worker_id: str) -> Any:
+    """The guarded UPDATE that takes the runs `which` picks if they are still queued: of two
+    workers (or two deliveries of one message) at most one gets each. Returns their ids."""
     now = utcnow()
-    return session.execute(
+    return (
         update(Run)
-        .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+        .where(which, Run.status == RunStatus.QUEUED)
         .values(
             status=RunStatus.RUNNING,
             worker_id=worker_id,
@@ -61,7 +62,12 @@ def _claim(session: Session, run_id: Any, worker_id: str) -> int | None:
         )
         .returning(Run.id)
         .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
+    )
+
+
+def _claim(session: Session, run_id: Any, worker_id: str) -> int | None:
+    """Take the run if it is still queued."""
+    return session.execute(_claiming(Run.id == run_id, worker_id)).scalar_one_or_none()
 
 
 def claim_next_run(session: Session, worker_id: str) -> int | None:
@@ -164,23 +170,15 @@ def claim_group(
     queued = session.scalar(select(func.count()).where(Run.status == RunStatus.QUEUED)) or 0
     wanting = max(0, idle_workers - (queued - len(fellows)))
     share = -(-(len(fellows) + 1) // (wanting + 1))
-    limit = min(most, share, most_runs_stacked(config.network, n_points))
+    try:
+        on_cpu = resolve_device(run.device).type == "cpu"
+    except DeviceUnavailable:  # the worker fails the run, alone
+        return [run_id]
+    limit = min(most, share, most_runs_stacked(config.network, n_points, on_cpu=on_cpu))
     wanted = fellows[: limit - 1]
     if not wanted:
         return [run_id]
-    now = utcnow()
-    taken = session.scalars(
-        update(Run)
-        .where(Run.id.in_(wanted), Run.status == RunStatus.QUEUED)
-        .values(
-            status=RunStatus.RUNNING,
-            worker_id=worker_id,
-            heartbeat_at=now,
-            started_at=func.coalesce(Run.started_at, now),
-        )
-        .returning(Run.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    taken = session.scalars(_claiming(Run.id.in_(wanted), worker_id)).all()
     return [run_id, *sorted(taken)]
 
 

@@ -127,12 +127,16 @@ def test_cancel_and_delete_act_on_every_run(client: TestClient, settings: Settin
     assert client.get(f"/runs/{other['id']}").status_code == 200
 
 
-@pytest.fixture
-def runner_client(settings: Settings) -> Iterator[TestClient]:
+def client_with_workers(settings: Settings, workers: int) -> Iterator[TestClient]:
     settings.runner_enabled = True
-    settings.workers = 2
+    settings.workers = workers
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+def runner_client(settings: Settings) -> Iterator[TestClient]:
+    yield from client_with_workers(settings, 2)
 
 
 def test_ended_runs_get_verdicts_and_the_csv_lists_them(runner_client: TestClient) -> None:
@@ -223,10 +227,7 @@ def test_pictures_have_a_panel_per_run_and_refuse_unknown_axes(runner_client: Te
 
 @pytest.fixture
 def one_worker_client(settings: Settings) -> Iterator[TestClient]:
-    settings.runner_enabled = True
-    settings.workers = 1
-    with TestClient(create_app(settings)) as client:
-        yield client
+    yield from client_with_workers(settings, 1)
 
 
 def test_runs_of_one_shape_train_together_and_end_each_on_its_own(
