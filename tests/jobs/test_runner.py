@@ -188,21 +188,6 @@ def kill_mid_run(
     return restarted, run_id
 
 
-def test_server_killed_mid_run_resumes_on_restart(tmp_path: Path) -> None:
-    env = {"PC_WORKERS": "1", "PC_PROGRESS_INTERVAL_S": "0.1", "PC_HEARTBEAT_TIMEOUT_S": "5"}
-    body = {"epochs": 4000, "checkpoint_every": 250, "seed": 4}
-    # The new server finds the run orphaned and resumes it from its last checkpoint.
-    server, run_id = kill_mid_run(tmp_path, env, body, past_epoch=600)
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            run = wait_ended(http, run_id, 180)
-            assert run["status"] == "succeeded", run
-            assert run["restarts"] == 1
-            assert_history_continuous(http, run_id, 4000)
-    finally:
-        server.stop()
-
-
 def test_orphaned_run_fails_with_a_reason_after_max_restarts(tmp_path: Path) -> None:
     env = {"PC_WORKERS": "1", "PC_PROGRESS_INTERVAL_S": "0.1", "PC_MAX_RESTARTS": "0"}
     server, run_id = kill_mid_run(tmp_path, env, {"epochs": 100_000}, past_epoch=10)
@@ -308,35 +293,44 @@ def test_a_run_trained_on_mse_keeps_it_through_the_worker_and_its_checkpoints(
     assert runner_client.get(f"/runs/{run['id']}/boundary.png").status_code == 200
 
 
-def test_a_sweep_training_together_survives_a_killed_server(tmp_path: Path) -> None:
-    env = {"PC_WORKERS": "1", "PC_PROGRESS_INTERVAL_S": "0.1", "PC_HEARTBEAT_TIMEOUT_S": "5"}
-    shape = {"architecture": "mlp", "hidden_layers": [16], "activation": "tanh", "seed": 3}
-    body = {
-        "dataset": "curve",
-        "base": {**shape, "epochs": 3000, "checkpoint_every": 250},
-        "grid": {"learning_rate": [0.003, 0.01, 0.03]},
+def test_runs_alone_and_together_resume_when_the_server_is_killed(tmp_path: Path) -> None:
+    env = {"PC_WORKERS": "2", "PC_PROGRESS_INTERVAL_S": "0.1", "PC_HEARTBEAT_TIMEOUT_S": "5"}
+    base: dict[str, Any] = {
+        "architecture": "mlp",
+        "hidden_layers": [16],
+        "activation": "tanh",
+        "epochs": 20000,
+        "checkpoint_every": 1000,
+        "seed": 3,
     }
+    body = {"dataset": "curve", "base": base, "grid": {"learning_rate": [0.003, 0.01, 0.03]}}
     server = LiveServer(tmp_path, **env)
     server.start()
     try:
+        server.wait_for_workers()
         with httpx.Client(base_url=server.url, timeout=30) as http:
+            # One worker busy with a run alone, then the other takes the sweep's three.
+            lone = {**base, "dataset": "curve", "epochs": 60000, "seed": 4}
+            alone = http.post("/runs", json=lone).json()["id"]
+            wait_for(lambda: run_status(http, alone)["epoch"] > 0, 60)
             sweep = http.post("/sweeps", json=body).json()
-            ids = [run["id"] for run in sweep["runs"]]
+            together = [run["id"] for run in sweep["runs"]]
+            ids = [alone, *together]
             wait_for(lambda: all(run_status(http, run)["epoch"] > 400 for run in ids), 90)
     finally:
         server.kill()
-    # The next start finds the three orphaned; one worker takes them together again, each from
-    # its own last checkpoint.
+    # The next start finds all four orphaned and resumes each from its last checkpoint: the
+    # sweep's three together again, the other alone.
     server = LiveServer(tmp_path, **env)
     try:
         server.start()
         with httpx.Client(base_url=server.url, timeout=30) as http:
-            for run_id in ids:
+            for run_id, epochs in zip(ids, (60000, 20000, 20000, 20000), strict=True):
                 run = wait_ended(http, run_id, 180)
                 assert (run["status"], run["restarts"]) == ("succeeded", 1), run
-                assert_history_continuous(http, run_id, 3000)
+                assert_history_continuous(http, run_id, epochs)
             counts = http.get(f"/sweeps/{sweep['id']}").json()["counts"]
             assert counts["succeeded"] == 3
-        assert "train together as one stacked model" in server.log()
+        assert re.search(r"runs \[\d+(, \d+)+\] train together", server.log())
     finally:
         server.stop()
