@@ -44,8 +44,14 @@ def test_health_counts_workers_ready_once_they_have_warmed_up(runner_client: Tes
         return all_workers_ready(runner_client)
 
     assert wait_for(ready, 60) == {"configured": 2, "ready": 2}
+
     # Both runners' workers are in the workers table: GET /workers and the health count.
-    listed = wait_for(lambda: runner_client.get("/workers").json()["data"], 10)
+    # A worker says it is ready once warm, and registers in the table a moment later.
+    def both_listed() -> list[dict[str, Any]] | None:
+        data: list[dict[str, Any]] = runner_client.get("/workers").json()["data"]
+        return data if len(data) == 2 else None
+
+    listed = wait_for(both_listed, 10)
     assert [worker["runner"] for worker in listed] == ["embedded", "embedded"]
     runner = runner_client.app.state.runner  # type: ignore[attr-defined]
     assert {worker["pid"] for worker in listed} == {p.pid for p in runner.processes}
