@@ -321,10 +321,7 @@ def _train_alone(
     except Exception as exc:
         _failed(ctx, callbacks, exc)
         return
-    if callbacks.stop_reason is None and result.outcome == TrainOutcome.STOPPED:
-        # Stopped inside an epoch, by what the heartbeat saw or by a shutdown.
-        callbacks.stop_reason = heartbeat.reasons.get(run_id) or StopReason.RELEASED
-    _conclude(ctx, run_id, result, callbacks.stop_reason)
+    _conclude(ctx, callbacks, result, heartbeat)
 
 
 @dataclass
@@ -366,10 +363,7 @@ class _GroupCallbacks:
         self.ended.add(member)
         callbacks = self.members[member]
         self.heartbeat.forget(callbacks.run_id)
-        if callbacks.stop_reason is None and result.outcome == TrainOutcome.STOPPED:
-            reason = self.heartbeat.reasons.get(callbacks.run_id)
-            callbacks.stop_reason = reason or StopReason.RELEASED
-        _conclude(self.ctx, callbacks.run_id, result, callbacks.stop_reason)
+        _conclude(self.ctx, callbacks, result, self.heartbeat)
 
 
 def _train_together(
@@ -423,9 +417,13 @@ def _failed(ctx: TaskContext, callbacks: _DatabaseCallbacks, exc: Exception) -> 
 
 
 def _conclude(
-    ctx: TaskContext, run_id: int, result: TrainResult, stop_reason: StopReason | None
+    ctx: TaskContext, callbacks: _DatabaseCallbacks, result: TrainResult, heartbeat: Heartbeat
 ) -> None:
     """Record how a run's training ended."""
+    run_id, stop_reason = callbacks.run_id, callbacks.stop_reason
+    if stop_reason is None and result.outcome == TrainOutcome.STOPPED:
+        # Stopped inside an epoch, by what the heartbeat saw or by a shutdown.
+        stop_reason = heartbeat.reasons.get(run_id) or StopReason.RELEASED
     if result.outcome == TrainOutcome.COMPLETED:
         _finish(ctx, run_id, RunStatus.SUCCEEDED, accuracy=result.accuracy)
     elif result.outcome == TrainOutcome.DIVERGED:
