@@ -49,8 +49,8 @@ def simulated_worker(
             device="cpu",
         )
     with session_scope(factory) as session:
-        run_id = run_lifecycle.claim_next_run(session, worker_id)
-    assert run_id is not None, "fewer queued runs than workers"
+        claim = run_lifecycle.claim_next_run(session, worker_id)
+    assert claim is not None, "fewer queued runs than workers"
     per_report = max(1, int(epochs_per_s * report_s))
     latencies: list[float] = []
     epoch, next_beat = 0, time.monotonic() + 1.0
@@ -59,7 +59,7 @@ def simulated_worker(
         started = time.monotonic()
         with session_scope(factory) as session:
             losses = [0.5] * per_report
-            run_lifecycle.record_progress(session, run_id, worker_id, epoch, losses, None)
+            run_lifecycle.record_progress(session, claim, epoch, losses, None)
         epoch += per_report
         latencies.append(time.monotonic() - started)
         if now >= next_beat:  # the heartbeat thread and the presence thread, once a second
@@ -67,9 +67,9 @@ def simulated_worker(
                 started = time.monotonic()
                 with session_scope(factory) as session:
                     if write == "heartbeat":
-                        run_lifecycle.record_progress(session, run_id, worker_id, 0, [], None)
+                        run_lifecycle.record_progress(session, claim, 0, [], None)
                     else:
-                        worker_beat(session, worker_id, run_id)
+                        worker_beat(session, worker_id, claim.run_id)
                 latencies.append(time.monotonic() - started)
             next_beat += 1.0
         time.sleep(max(0.0, report_s - (time.monotonic() - now)))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
+from app.models.base import utcnow
 from app.vocabulary import SQLITE_BUSY_TIMEOUT_MS
 
 
@@ -33,6 +35,22 @@ def make_engine(database_url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
         event.listen(engine, "connect", configure)
         return engine
     return create_engine(database_url, pool_pre_ping=True)
+
+
+def database_now(session: Session) -> datetime:
+    """The database's clock: heartbeats are stamped and judged by it alone, so a worker whose
+    own clock is off is neither hidden from /workers nor taken for dead. An SQLite file is on
+    this machine, and so is every process that writes it: its clock is this machine's."""
+    if session.get_bind().dialect.name == "sqlite":
+        return utcnow()
+    now = session.scalar(select(func.now()))
+    assert isinstance(now, datetime)
+    return now.astimezone(UTC)
+
+
+def database_time_ago(session: Session, seconds: float) -> datetime:
+    """That many seconds before now, by the database's clock."""
+    return database_now(session) - timedelta(seconds=seconds)
 
 
 # How long the health check waits for the write lock before it calls writes blocked.

@@ -166,13 +166,14 @@ def _stop_child(**_: Any) -> None:
 def train_run(run_id: int) -> None:
     """Train the run if it is still queued; a duplicate or late message does nothing."""
     child = _child if _child is not None else _start_solo()
-    if not write(child.ctx, lambda session: claim_run(session, run_id, child.worker_id)):
+    claim = write(child.ctx, lambda session: claim_run(session, run_id, child.worker_id))
+    if claim is None:
         log.info("run %s is not queued (taken, ended or deleted); nothing to do", run_id)
         return
     log.info("worker %s training run %s", child.worker_id, run_id)
     child.presence.training(run_id)
     try:
-        execute_run(run_id, child.ctx)
+        execute_run(claim, child.ctx)
     finally:
         child.presence.training(None)
 

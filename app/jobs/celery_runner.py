@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,13 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.core.db import session_scope
 from app.jobs.celery_app import TRAIN_TASK, make_celery, queue_for
+from app.jobs.liveness import Liveness
 from app.models.base import utcnow
-from app.services.run_lifecycle import (
-    mark_published,
-    queued_runs,
-    recover_orphaned_runs,
-    stale_before,
-)
+from app.services.run_lifecycle import mark_published, queued_runs
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +32,7 @@ class CeleryRunner:
         self.settings = settings
         self.session_factory = session_factory
         self.celery = make_celery(settings)
+        self.liveness = Liveness(settings.heartbeat_timeout_s)
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -47,18 +44,11 @@ class CeleryRunner:
         except Exception as exc:  # kombu raises several kinds; none may fail the request
             log.warning("run %s: not published (%s); the reconciler will try again", run_id, exc)
 
-    def _is_orphaned(self, worker_id: str | None, heartbeat_at: datetime | None) -> bool:
-        # Workers live on other machines: only the heartbeat says whether one is alive.
-        stale = stale_before(self.settings.heartbeat_timeout_s)
-        return worker_id is None or heartbeat_at is None or heartbeat_at < stale
-
     def reconcile(self) -> list[int]:
         """One pass: re-queue the runs of dead workers, publish what may have been lost;
         returns the runs re-queued."""
-        with session_scope(self.session_factory) as session:
-            recovered = recover_orphaned_runs(
-                session, is_orphaned=self._is_orphaned, max_restarts=self.settings.max_restarts
-            )
+        # Workers live on other machines: only their heartbeats say whether they live.
+        recovered = self.liveness.recover(self.session_factory, self.settings.max_restarts)
         if recovered:
             log.warning("re-queued runs whose worker stopped: %s", recovered)
         cutoff = utcnow() - timedelta(seconds=self.settings.republish_after_s)

@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import socket
 import threading
-from datetime import datetime
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event as EventType
 from typing import Protocol
@@ -22,10 +21,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
-from app.core.db import session_scope
 from app.core.processes import pid_alive
+from app.jobs.liveness import Liveness
 from app.jobs.worker import worker_main
-from app.services.run_lifecycle import recover_orphaned_runs, stale_before
 
 log = logging.getLogger(__name__)
 
@@ -58,25 +56,12 @@ class EmbeddedRunner:
         # Made with each worker: every event holds semaphores that must be released.
         self.ready: list[EventType | None] = [None] * settings.worker_count
         self.threads = max(1, (os.cpu_count() or 1) // settings.worker_count)
-        self.hostname = socket.gethostname()
+        self.liveness = Liveness(settings.heartbeat_timeout_s, local_host=socket.gethostname())
         self._supervisor: threading.Thread | None = None
         self._halt = threading.Event()
 
-    def _is_orphaned(self, worker_id: str | None, heartbeat_at: datetime | None) -> bool:
-        if worker_id is None or heartbeat_at is None:
-            return True
-        host, _, pid = worker_id.rpartition(":")
-        if host == self.hostname and pid.isascii() and pid.isdigit():
-            # A worker on this machine: whether its process exists says whether it lives. Its
-            # heartbeat can be late while the database is locked, and a stall is not a death.
-            return not pid_alive(int(pid))
-        return heartbeat_at < stale_before(self.settings.heartbeat_timeout_s)
-
     def recover(self) -> list[int]:
-        with session_scope(self.session_factory) as session:
-            recovered = recover_orphaned_runs(
-                session, is_orphaned=self._is_orphaned, max_restarts=self.settings.max_restarts
-            )
+        recovered = self.liveness.recover(self.session_factory, self.settings.max_restarts)
         if recovered:
             log.warning("recovered orphaned runs %s", recovered)
         return recovered

@@ -105,12 +105,12 @@ class Heartbeat:
     """Says, from a thread of its own, that the worker is alive and holds its runs, however long
     an epoch takes; and notices between reports that a run was cancelled or taken away."""
 
-    def __init__(self, ctx: TaskContext, run_ids: list[int]) -> None:
-        self.ctx, self.run_ids = ctx, list(run_ids)
+    def __init__(self, ctx: TaskContext, claims: list[lifecycle.Claim]) -> None:
+        self.ctx, self.claims = ctx, list(claims)
         self.reasons: dict[int, StopReason] = {}  # cancelled or lost, once seen
         self._done = threading.Event()
         self._thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-{run_ids[0]}", daemon=True
+            target=self._beat, name=f"heartbeat-{claims[0].run_id}", daemon=True
         )
 
     def __enter__(self) -> Heartbeat:
@@ -124,19 +124,19 @@ class Heartbeat:
     def should_stop(self) -> bool:
         return bool(self.reasons) or self.ctx.should_release()
 
-    def forget(self, run_id: int) -> None:
+    def forget(self, claim: lifecycle.Claim) -> None:
         """Beat no more for a run that has ended."""
-        self.run_ids.remove(run_id)
+        self.claims.remove(claim)
 
     def _beat(self) -> None:
         while not self._done.wait(self.ctx.heartbeat_interval_s):
             self.ctx.on_report()
-            run_ids = list(self.run_ids)
-            if not run_ids:
+            claims = list(self.claims)
+            if not claims:
                 continue
             try:
                 with session_scope(self.ctx.session_factory) as session:
-                    acks = lifecycle.beat_runs(session, run_ids, self.ctx.worker_id)
+                    acks = lifecycle.beat_runs(session, claims)
             except OperationalError:
                 continue  # a locked database: the next beat tries again
             for run_id, ack in acks.items():
@@ -152,10 +152,14 @@ class StoreFull(Exception):
 
 @dataclass
 class _DatabaseCallbacks:
-    run_id: int
+    claim: lifecycle.Claim
     ctx: TaskContext
     stop_reason: StopReason | None = None
     checkpoints: list[int] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> int:
+        return self.claim.run_id
 
     def on_progress(
         self, first_epoch: int, losses: list[float], val_losses: list[float] | None
@@ -164,7 +168,7 @@ class _DatabaseCallbacks:
         ack = write(
             self.ctx,
             lambda session: lifecycle.record_progress(
-                session, self.run_id, self.ctx.worker_id, first_epoch, losses, val_losses
+                session, self.claim, first_epoch, losses, val_losses
             ),
         )
         return self.note(ack)
@@ -184,14 +188,14 @@ class _DatabaseCallbacks:
         removes the run's files, so an error that removal caused finds the row gone."""
         return not write(
             self.ctx,
-            lambda session: lifecycle.still_owned(session, self.run_id, self.ctx.worker_id),
+            lambda session: lifecycle.still_owned(session, self.claim),
         )
 
     def _make_room(self, size: int) -> None:
         fits, dropped = write(
             self.ctx,
             lambda session: lifecycle.make_room(
-                session, self.run_id, self.ctx.worker_id, size, self.ctx.max_store_bytes
+                session, self.claim, size, self.ctx.max_store_bytes
             ),
         )
         for relpath in dropped:
@@ -210,7 +214,9 @@ class _DatabaseCallbacks:
             )
 
     def on_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
-        relpath = checkpoint_relpath(self.run_id, epoch)
+        # Named with the claim's number: a worker that lost the run while paused writes (and
+        # then removes) its own file, never its new owner's.
+        relpath = checkpoint_relpath(self.run_id, epoch, self.claim.number)
         data = serialize_checkpoint(state)
         self._make_room(len(data))
         try:
@@ -223,7 +229,7 @@ class _DatabaseCallbacks:
         kept = write(
             self.ctx,
             lambda session: lifecycle.record_checkpoint(
-                session, self.run_id, self.ctx.worker_id, epoch, relpath, sha256, size
+                session, self.claim, epoch, relpath, sha256, size
             ),
         )
         if not kept:
@@ -237,21 +243,18 @@ class _DatabaseCallbacks:
             self.checkpoints.append(epoch)
 
 
-def _finish(ctx: TaskContext, run_id: int, status: RunStatus, **values: Any) -> None:
-    write(
-        ctx, lambda session: lifecycle.finish_run(session, run_id, ctx.worker_id, status, **values)
-    )
+def _finish(ctx: TaskContext, claim: lifecycle.Claim, status: RunStatus, **values: Any) -> None:
+    write(ctx, lambda session: lifecycle.finish_run(session, claim, status, **values))
 
 
-def execute_run(run_id: int, ctx: TaskContext) -> None:
+def execute_run(claim: lifecycle.Claim, ctx: TaskContext) -> None:
     """Train a run this worker has claimed, from its last checkpoint if it has one, together
     with the queued runs of its sweep that can train with it (claimed here too)."""
-    run_ids = write(
+    claims = write(
         ctx,
         lambda session: lifecycle.claim_group(
             session,
-            run_id,
-            ctx.worker_id,
+            claim,
             most=ctx.max_group_runs,
             idle_workers=idle_workers(session, ctx.heartbeat_timeout_s, ctx.worker_id),
         ),
@@ -260,8 +263,8 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
         ctx,
         lambda session: [
             job
-            for claimed in run_ids
-            if (job := lifecycle.prepare_job(session, claimed, ctx.worker_id)) is not None
+            for claimed in claims
+            if (job := lifecycle.prepare_job(session, claimed)) is not None
         ],
     )
     if not jobs:
@@ -270,7 +273,7 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
         device = resolve_device(jobs[0].device)  # a group shares its device
     except DeviceUnavailable as exc:
         for job in jobs:
-            _finish(ctx, job.run_id, RunStatus.FAILED, error=str(exc), failure=FailureReason.DEVICE)
+            _finish(ctx, job.claim, RunStatus.FAILED, error=str(exc), failure=FailureReason.DEVICE)
         return
     members = []
     for job in jobs:
@@ -283,7 +286,7 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
             except CheckpointError as exc:
                 _finish(
                     ctx,
-                    job.run_id,
+                    job.claim,
                     RunStatus.FAILED,
                     error=f"cannot resume: {exc}",
                     failure=FailureReason.CHECKPOINT,
@@ -292,10 +295,8 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
         members.append((job, resume))
     if not members:
         return
-    trained = [job.run_id for job, _ in members]
-    write(
-        ctx, lambda session: lifecycle.set_device_used(session, trained, ctx.worker_id, str(device))
-    )
+    trained = [job.claim for job, _ in members]
+    write(ctx, lambda session: lifecycle.set_device_used(session, trained, str(device)))
     if len(members) == 1:
         _train_alone(ctx, *members[0], device)
     else:
@@ -305,10 +306,9 @@ def execute_run(run_id: int, ctx: TaskContext) -> None:
 def _train_alone(
     ctx: TaskContext, job: lifecycle.TrainingJob, resume: dict[str, Any] | None, device: Any
 ) -> None:
-    run_id = job.run_id
-    callbacks = _DatabaseCallbacks(run_id, ctx)
+    callbacks = _DatabaseCallbacks(job.claim, ctx)
     try:
-        with Heartbeat(ctx, [run_id]) as heartbeat:
+        with Heartbeat(ctx, [job.claim]) as heartbeat:
             result = train(
                 job.config,
                 job.points,
@@ -340,8 +340,7 @@ class _GroupCallbacks:
             return [
                 lifecycle.record_progress(
                     session,
-                    self.members[report.member].run_id,
-                    self.ctx.worker_id,
+                    self.members[report.member].claim,
                     report.first_epoch,
                     report.losses,
                     report.val_losses,
@@ -362,7 +361,7 @@ class _GroupCallbacks:
     def on_end(self, member: int, result: TrainResult) -> None:
         self.ended.add(member)
         callbacks = self.members[member]
-        self.heartbeat.forget(callbacks.run_id)
+        self.heartbeat.forget(callbacks.claim)
         _conclude(self.ctx, callbacks, result, self.heartbeat)
 
 
@@ -371,10 +370,11 @@ def _train_together(
     members: list[tuple[lifecycle.TrainingJob, dict[str, Any] | None]],
     device: Any,
 ) -> None:
-    run_ids = [job.run_id for job, _ in members]
+    claims = [job.claim for job, _ in members]
+    run_ids = [claim.run_id for claim in claims]
     log.info("runs %s train together as one stacked model", run_ids)
-    with Heartbeat(ctx, run_ids) as heartbeat:
-        callbacks = _GroupCallbacks(ctx, [_DatabaseCallbacks(r, ctx) for r in run_ids], heartbeat)
+    with Heartbeat(ctx, claims) as heartbeat:
+        callbacks = _GroupCallbacks(ctx, [_DatabaseCallbacks(c, ctx) for c in claims], heartbeat)
 
         def stop_requests() -> list[int]:
             if ctx.should_release():
@@ -401,7 +401,9 @@ def _failed(ctx: TaskContext, callbacks: _DatabaseCallbacks, exc: Exception) -> 
     run_id = callbacks.run_id
     if isinstance(exc, StoreFull):
         log.warning("run %s failed: %s", run_id, exc)
-        _finish(ctx, run_id, RunStatus.FAILED, error=str(exc), failure=FailureReason.STORE_FULL)
+        _finish(
+            ctx, callbacks.claim, RunStatus.FAILED, error=str(exc), failure=FailureReason.STORE_FULL
+        )
         return
     if callbacks.lost_meanwhile():
         log.info("run %s was deleted or taken back while training; stopped", run_id)
@@ -409,7 +411,7 @@ def _failed(ctx: TaskContext, callbacks: _DatabaseCallbacks, exc: Exception) -> 
     log.error("run %s failed", run_id, exc_info=exc)
     _finish(
         ctx,
-        run_id,
+        callbacks.claim,
         RunStatus.FAILED,
         error=f"training error: {type(exc).__name__}: {exc}",
         failure=FailureReason.ERROR,
@@ -420,24 +422,24 @@ def _conclude(
     ctx: TaskContext, callbacks: _DatabaseCallbacks, result: TrainResult, heartbeat: Heartbeat
 ) -> None:
     """Record how a run's training ended."""
-    run_id, stop_reason = callbacks.run_id, callbacks.stop_reason
+    run_id, claim, stop_reason = callbacks.run_id, callbacks.claim, callbacks.stop_reason
     if stop_reason is None and result.outcome == TrainOutcome.STOPPED:
         # Stopped inside an epoch, by what the heartbeat saw or by a shutdown.
         stop_reason = heartbeat.reasons.get(run_id) or StopReason.RELEASED
     if result.outcome == TrainOutcome.COMPLETED:
-        _finish(ctx, run_id, RunStatus.SUCCEEDED, accuracy=result.accuracy)
+        _finish(ctx, claim, RunStatus.SUCCEEDED, accuracy=result.accuracy)
     elif result.outcome == TrainOutcome.DIVERGED:
         _finish(
             ctx,
-            run_id,
+            claim,
             RunStatus.FAILED,
             error=f"loss diverged at epoch {result.diverged_at}",
             failure=FailureReason.DIVERGED,
         )
     elif stop_reason == StopReason.CANCELLED:
-        _finish(ctx, run_id, RunStatus.CANCELLED)
+        _finish(ctx, claim, RunStatus.CANCELLED)
     elif stop_reason == StopReason.RELEASED:
-        released = write(ctx, lambda session: lifecycle.release_run(session, run_id, ctx.worker_id))
+        released = write(ctx, lambda session: lifecycle.release_run(session, claim))
         if released:
             log.info(
                 "run %s: checkpointed at epoch %s and put back in the queue; it resumes from "

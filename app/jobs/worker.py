@@ -81,13 +81,13 @@ def worker_main(settings: Settings, parent_pid: int, threads: int, ready: EventT
         with presence:
             while not stop.is_set():
                 exit_if_orphaned()
-                run_id = write(ctx, lambda session: claim_next_run(session, worker_id))
-                if run_id is None:
+                claim = write(ctx, lambda session: claim_next_run(session, worker_id))
+                if claim is None:
                     time.sleep(settings.poll_interval_s)
                     continue
-                log.info("worker %s training run %s", worker_id, run_id)
-                presence.training(run_id)
-                execute_run(run_id, ctx)
+                log.info("worker %s training run %s", worker_id, claim.run_id)
+                presence.training(claim.run_id)
+                execute_run(claim, ctx)
                 presence.training(None)
     finally:
         engine.dispose()

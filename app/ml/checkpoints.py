@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,14 @@ import torch
 
 CHECKPOINT_FORMAT = 1
 TMP_SUFFIX = ".tmp"
+# A temporary file names the host and pid writing it (`.<host>-<pid>.tmp`): only a process on
+# that host can tell whether the writer is gone (the store may be shared by several machines).
+TMP_WRITER = re.compile(r"\.([A-Za-z0-9_]+)-(\d+)" + re.escape(TMP_SUFFIX) + "$")
+
+
+def host_tag() -> str:
+    """This host's name as it stands in temporary files' names."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:64] or "host"
 
 
 @dataclass(frozen=True)
@@ -37,9 +47,13 @@ def run_folder_name(run_id: int) -> str:
     return f"run-{int(run_id)}"
 
 
-def checkpoint_relpath(run_id: int, epoch: int) -> str:
-    """Where a run's checkpoint lives, relative to the store: built from integers only."""
-    return f"{run_folder_name(run_id)}/epoch-{int(epoch):09d}.pt"
+def checkpoint_relpath(run_id: int, epoch: int, claim: int = 0) -> str:
+    """Where a run's checkpoint lives, relative to the store: built from integers only. A
+    worker names the claim it holds on the run (`runs.claim`, never the same for two workers),
+    so two workers that both believe they own a run never write the same file; claim 0 is a
+    file written outside any worker (scripts, tests)."""
+    name = f"epoch-{int(epoch):09d}" + (f"-c{int(claim)}" if claim else "")
+    return f"{run_folder_name(run_id)}/{name}.pt"
 
 
 def export_relpath(run_id: int, epoch: int, sha256: str) -> str:
@@ -79,7 +93,7 @@ def write_checkpoint(store: Path, relpath: str, state: dict[str, Any]) -> tuple[
 def write_checkpoint_bytes(store: Path, relpath: str, data: bytes) -> tuple[str, int]:
     path = store / relpath
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}{TMP_SUFFIX}")
+    tmp = path.with_name(path.name + f".{host_tag()}-{os.getpid()}{TMP_SUFFIX}")
     try:
         with tmp.open("wb") as handle:
             handle.write(data)

@@ -83,6 +83,9 @@ class Run(Base):
     worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     restarts: Mapped[int] = mapped_column(Integer, default=0)
+    # Raised by every claim: a worker's writes name the claim they hold, so one that lost the
+    # run (paused past the heartbeat timeout, then woken) changes nothing of its new owner's.
+    claim: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # When a queued run's wake-up message last went to the broker (PC_RUNNER=celery).
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The sweep that made it, and the values the sweep's grid gave it ({"learning_rate": 0.1}).

@@ -4,14 +4,13 @@ API replica reports the same numbers, whichever runner and workers trained the r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.db import database_now
 from app.models import Run, Worker
-from app.models.base import utcnow
-from app.services.run_lifecycle import stale_before
 from app.vocabulary import FailureReason, RunStatus
 
 
@@ -31,13 +30,13 @@ def _seconds(start: datetime, end: datetime) -> float:
 
 
 def runs_snapshot(session: Session, heartbeat_timeout_s: float) -> RunsSnapshot:
-    now = utcnow()
+    now = database_now(session)
     counts = dict(session.execute(select(Run.status, func.count()).group_by(Run.status)).all())
     oldest = session.scalar(select(func.min(Run.created_at)).where(Run.status == RunStatus.QUEUED))
     live = session.scalar(
         select(func.count())
         .select_from(Worker)
-        .where(Worker.heartbeat_at >= stale_before(heartbeat_timeout_s))
+        .where(Worker.heartbeat_at >= now - timedelta(seconds=heartbeat_timeout_s))
     )
     epochs = session.scalar(select(func.coalesce(func.sum(Run.epoch), 0)))
     durations: dict[RunStatus, list[float]] = {status: [] for status in RunStatus if status.ended}

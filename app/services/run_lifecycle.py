@@ -1,19 +1,22 @@
 """What workers and the runner do to runs: claim, report, checkpoint, finish, recover.
 
-Every write a worker makes is guarded by `worker_id` and status `running`, so a worker that has
-lost its claim (its run was re-queued, cancelled or deleted) changes nothing and stops.
+Every write a worker makes names the claim it holds (`Claim`: the run, the worker and the
+claim's number, raised by every claim), so a worker that has lost its run (re-queued, cancelled,
+deleted, or taken by another worker while it was paused) changes nothing and stops. Times that
+decide whether a worker lives are the database's (`database_now`), never a worker's own clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.core.db import database_now
 from app.ml.architectures import NetworkSpec
 from app.ml.checkpoints import CheckpointRef
 from app.ml.devices import DeviceUnavailable, resolve_device
@@ -27,14 +30,28 @@ from app.vocabulary import FailureReason
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a run: its number is the run's `claim` when this worker took it, and
+    no other worker ever holds the same number."""
+
+    run_id: int
+    worker_id: str
+    number: int
+
+
+@dataclass(frozen=True)
 class TrainingJob:
     """Everything a worker needs to train a claimed run, read in one transaction."""
 
-    run_id: int
+    claim: Claim
     config: TrainConfig
     device: str
     points: Any  # NDArray[np.float64], (n, 3)
     resume_from: CheckpointRef | None
+
+    @property
+    def run_id(self) -> int:
+        return self.claim.run_id
 
 
 @dataclass(frozen=True)
@@ -43,34 +60,45 @@ class ProgressAck:
     cancel_requested: bool
 
 
-def _owned(run_id: int, worker_id: str) -> Any:
-    return (Run.id == run_id) & (Run.worker_id == worker_id) & (Run.status == RunStatus.RUNNING)
+def _held(claim: Claim) -> Any:
+    return (
+        (Run.id == claim.run_id)
+        & (Run.worker_id == claim.worker_id)
+        & (Run.claim == claim.number)
+        & (Run.status == RunStatus.RUNNING)
+    )
 
 
-def _claiming(which: Any, worker_id: str) -> Any:
+def _held_all(claims: list[Claim]) -> Any:
+    return or_(*(_held(claim) for claim in claims))
+
+
+def _claiming(session: Session, which: Any, worker_id: str) -> Any:
     """The guarded UPDATE that takes the runs `which` picks if they are still queued: of two
-    workers (or two deliveries of one message) at most one gets each. Returns their ids."""
-    now = utcnow()
+    workers (or two deliveries of one message) at most one gets each. Returns (id, claim)."""
+    now = database_now(session)
     return (
         update(Run)
         .where(which, Run.status == RunStatus.QUEUED)
         .values(
             status=RunStatus.RUNNING,
             worker_id=worker_id,
+            claim=Run.claim + 1,
             heartbeat_at=now,
             started_at=func.coalesce(Run.started_at, now),
         )
-        .returning(Run.id)
+        .returning(Run.id, Run.claim)
         .execution_options(synchronize_session=False)
     )
 
 
-def _claim(session: Session, run_id: Any, worker_id: str) -> int | None:
+def _claim(session: Session, which: Any, worker_id: str) -> Claim | None:
     """Take the run if it is still queued."""
-    return session.execute(_claiming(Run.id == run_id, worker_id)).scalar_one_or_none()
+    row = session.execute(_claiming(session, which, worker_id)).first()
+    return Claim(row[0], worker_id, row[1]) if row is not None else None
 
 
-def claim_next_run(session: Session, worker_id: str) -> int | None:
+def claim_next_run(session: Session, worker_id: str) -> Claim | None:
     """Take the oldest queued run (the embedded runner's workers poll with this). On
     PostgreSQL, a run another claimer has locked is skipped, not waited for and lost."""
     oldest = (
@@ -81,12 +109,12 @@ def claim_next_run(session: Session, worker_id: str) -> int | None:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    return _claim(session, oldest, worker_id)
+    return _claim(session, Run.id == oldest, worker_id)
 
 
-def claim_run(session: Session, run_id: int, worker_id: str) -> bool:
+def claim_run(session: Session, run_id: int, worker_id: str) -> Claim | None:
     """Take this run if it is still queued (a Celery task names its run)."""
-    return _claim(session, run_id, worker_id) is not None
+    return _claim(session, Run.id == run_id, worker_id)
 
 
 def queued_runs(session: Session, published_before: datetime) -> list[tuple[int, str]]:
@@ -110,11 +138,13 @@ def mark_published(session: Session, run_ids: list[int]) -> None:
         )
 
 
-def prepare_job(session: Session, run_id: int, worker_id: str) -> TrainingJob | None:
+def prepare_job(session: Session, claim: Claim) -> TrainingJob | None:
     """Read the claimed run; drop history past the checkpoint it resumes from."""
-    run = session.get(Run, run_id)
-    if run is None or run.worker_id != worker_id or run.status != RunStatus.RUNNING:
+    if not still_owned(session, claim):
         return None
+    run_id = claim.run_id
+    run = session.get(Run, run_id)
+    assert run is not None
     resume_from = latest_checkpoint(session, run_id)
     resume_epoch = resume_from.epoch if resume_from is not None else 0
     session.execute(
@@ -124,7 +154,7 @@ def prepare_job(session: Session, run_id: int, worker_id: str) -> TrainingJob | 
     run.epoch = resume_epoch
     run.loss, run.val_loss = (last[1], last[2]) if last is not None else (None, None)
     _, points = dataset_points(session, run.dataset_id)
-    return TrainingJob(run_id, run_config(run), run.device, points, resume_from)
+    return TrainingJob(claim, run_config(run), run.device, points, resume_from)
 
 
 def run_config(run: Run) -> TrainConfig:
@@ -142,16 +172,14 @@ def run_config(run: Run) -> TrainConfig:
     )
 
 
-def claim_group(
-    session: Session, run_id: int, worker_id: str, *, most: int, idle_workers: int
-) -> list[int]:
+def claim_group(session: Session, claim: Claim, *, most: int, idle_workers: int) -> list[Claim]:
     """The claimed run, and the queued runs of its sweep this worker takes to train with it
     as one stacked model: those that can (`stacked.group_key`), oldest first, at most `most`
     in all, and no more than a fair share when idle workers have nothing else to take.
     """
-    run = session.get(Run, run_id)
+    run = session.get(Run, claim.run_id)
     if run is None or run.sweep_id is None or most < 2:
-        return [run_id]
+        return [claim]
     config = run_config(run)
     key = group_key(config)
     candidates = session.scalars(
@@ -173,56 +201,55 @@ def claim_group(
     try:
         on_cpu = resolve_device(run.device).type == "cpu"
     except DeviceUnavailable:  # the worker fails the run, alone
-        return [run_id]
+        return [claim]
     limit = min(most, share, most_runs_stacked(config.network, n_points, on_cpu=on_cpu))
     wanted = fellows[: limit - 1]
     if not wanted:
-        return [run_id]
-    taken = session.scalars(_claiming(Run.id.in_(wanted), worker_id)).all()
-    return [run_id, *sorted(taken)]
+        return [claim]
+    taken = session.execute(_claiming(session, Run.id.in_(wanted), claim.worker_id)).all()
+    return [claim, *(Claim(run_id, claim.worker_id, number) for run_id, number in sorted(taken))]
 
 
-def set_device_used(session: Session, run_ids: list[int], worker_id: str, device: str) -> None:
+def set_device_used(session: Session, claims: list[Claim], device: str) -> None:
     session.execute(
         update(Run)
-        .where(Run.id.in_(run_ids), Run.worker_id == worker_id, Run.status == RunStatus.RUNNING)
+        .where(_held_all(claims))
         .values(device_used=device)
         .execution_options(synchronize_session=False)
     )
 
 
-def beat_runs(session: Session, run_ids: list[int], worker_id: str) -> dict[int, ProgressAck]:
+def beat_runs(session: Session, claims: list[Claim]) -> dict[int, ProgressAck]:
     """A heartbeat for each run, in one statement; a run missing from the answer is no
     longer this worker's."""
     rows = session.execute(
         update(Run)
-        .where(Run.id.in_(run_ids), Run.worker_id == worker_id, Run.status == RunStatus.RUNNING)
-        .values(heartbeat_at=utcnow())
+        .where(_held_all(claims))
+        .values(heartbeat_at=database_now(session))
         .returning(Run.id, Run.cancel_requested)
         .execution_options(synchronize_session=False)
     ).all()
     owned = {row[0]: ProgressAck(owned=True, cancel_requested=bool(row[1])) for row in rows}
     lost = ProgressAck(owned=False, cancel_requested=False)
-    return {run_id: owned.get(run_id, lost) for run_id in run_ids}
+    return {claim.run_id: owned.get(claim.run_id, lost) for claim in claims}
 
 
 def record_progress(
     session: Session,
-    run_id: int,
-    worker_id: str,
+    claim: Claim,
     first_epoch: int,
     losses: list[float],
     val_losses: list[float] | None,
 ) -> ProgressAck:
     """Heartbeat, progress and a batch of per-epoch losses, in one short transaction."""
-    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    values: dict[str, Any] = {"heartbeat_at": database_now(session)}
     if losses:
         values |= {"epoch": first_epoch + len(losses), "loss": losses[-1]}
         if val_losses:
             values["val_loss"] = val_losses[-1]
     result = session.execute(
         update(Run)
-        .where(_owned(run_id, worker_id))
+        .where(_held(claim))
         .values(**values)
         .returning(Run.cancel_requested)
         .execution_options(synchronize_session=False)
@@ -235,7 +262,7 @@ def record_progress(
             insert(cast(Table, RunHistory.__table__)),
             [
                 {
-                    "run_id": run_id,
+                    "run_id": claim.run_id,
                     "epoch": first_epoch + offset,
                     "loss": loss,
                     "val_loss": val_losses[offset] if val_losses else None,
@@ -247,12 +274,13 @@ def record_progress(
 
 
 def make_room(
-    session: Session, run_id: int, worker_id: str, size: int, max_store_bytes: int
+    session: Session, claim: Claim, size: int, max_store_bytes: int
 ) -> tuple[bool, list[str]]:
     """Room in the store for a checkpoint of `size` bytes: thin this run's own checkpoints,
     keeping its first and last and every other one between, until the store's total fits.
     Returns (whether it fits, the paths of the checkpoints dropped, for the caller to unlink
     once this is committed)."""
+    run_id = claim.run_id
     used = session.scalar(select(func.coalesce(func.sum(Checkpoint.size_bytes), 0))) or 0
     dropped: list[str] = []
     while used + size > max_store_bytes:
@@ -262,7 +290,7 @@ def make_room(
             .order_by(Checkpoint.epoch)
         ).all()
         between = rows[1:-1]
-        if not between or not still_owned(session, run_id, worker_id):
+        if not between or not still_owned(session, claim):
             return False, dropped
         thinned = between[::2]  # every other one, from the oldest
         session.execute(
@@ -275,16 +303,19 @@ def make_room(
     return True, dropped
 
 
-def still_owned(session: Session, run_id: int, worker_id: str) -> bool:
+def still_owned(session: Session, claim: Claim) -> bool:
     """Whether this worker still holds the run (not deleted, cancelled or taken back)."""
-    return session.scalar(select(Run.id).where(_owned(run_id, worker_id))) is not None
+    return session.scalar(select(Run.id).where(_held(claim))) is not None
 
 
 def record_checkpoint(
-    session: Session, run_id: int, worker_id: str, epoch: int, path: str, sha256: str, size: int
+    session: Session, claim: Claim, epoch: int, path: str, sha256: str, size: int
 ) -> bool:
-    if not still_owned(session, run_id, worker_id):
+    """Record a checkpoint file this claim wrote (`checkpoint_relpath` with its number) in
+    place of any earlier one at that epoch; False, recording nothing, if the claim is lost."""
+    if not still_owned(session, claim):
         return False
+    run_id = claim.run_id
     session.execute(
         delete(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.epoch == epoch)
     )
@@ -295,8 +326,7 @@ def record_checkpoint(
 
 def finish_run(
     session: Session,
-    run_id: int,
-    worker_id: str,
+    claim: Claim,
     status: RunStatus,
     *,
     accuracy: float | None = None,
@@ -304,10 +334,10 @@ def finish_run(
     failure: FailureReason | None = None,
 ) -> bool:
     """End a run this worker holds; its final loss is the last recorded one."""
-    last = last_losses(session, run_id)
+    last = last_losses(session, claim.run_id)
     result = session.execute(
         update(Run)
-        .where(_owned(run_id, worker_id))
+        .where(_held(claim))
         .values(
             status=status,
             final_loss=last[1] if last is not None else None,
@@ -323,11 +353,11 @@ def finish_run(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def release_run(session: Session, run_id: int, worker_id: str) -> bool:
+def release_run(session: Session, claim: Claim) -> bool:
     """Hand a run back to the queue on a graceful shutdown; it resumes from its checkpoint."""
     result = session.execute(
         update(Run)
-        .where(_owned(run_id, worker_id))
+        .where(_held(claim))
         # published_at cleared: with PC_RUNNER=celery the reconciler publishes it at once.
         .values(status=RunStatus.QUEUED, worker_id=None, published_at=None)
         .execution_options(synchronize_session=False)
@@ -371,7 +401,3 @@ def recover_orphaned_runs(
         run.worker_id = None
     session.flush()
     return recovered
-
-
-def stale_before(timeout_s: float) -> datetime:
-    return utcnow() - timedelta(seconds=timeout_s)

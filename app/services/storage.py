@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import time
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.processes import pid_alive
-from app.ml.checkpoints import TMP_SUFFIX, checkpoint_relpath
+from app.ml.checkpoints import TMP_SUFFIX, TMP_WRITER, host_tag
 from app.models import Checkpoint, Run, RunStatus
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,21 @@ def remove_run_folder(folder: Path) -> None:
         log.warning("could not remove %d file(s) of a deleted run: %s", len(left), left[:5])
 
 
-EXPORT_FILE = re.compile(r"^epoch-(\d+)-[0-9a-f]{12}\.onnx$")
-TMP_PID = re.compile(r"\.(\d+)" + re.escape(TMP_SUFFIX) + "$")
+EXPORT_FILE = re.compile(r"^epoch-(\d+)-([0-9a-f]{12})\.onnx$")
+# A temporary file no write takes this long to finish is abandoned, whoever wrote it.
+ABANDONED_TMP_S = 3600.0
+
+
+def _abandoned_tmp(path: Path, name: str) -> bool:
+    """Whether a temporary file's writer is provably gone: a process of this host that no
+    longer exists, or (another host's, or one that named no host) an hour without a change."""
+    writer = TMP_WRITER.search(name)
+    if writer is not None and writer.group(1) == host_tag():
+        return not pid_alive(int(writer.group(2)))
+    try:
+        return time.time() - path.stat().st_mtime > ABANDONED_TMP_S
+    except FileNotFoundError:
+        return False  # renamed into place meanwhile
 
 
 def sweep_models_store(session: Session, store: Path) -> list[str]:
@@ -42,7 +56,11 @@ def sweep_models_store(session: Session, store: Path) -> list[str]:
     if not store.is_dir():
         return removed
     runs = {row.id: row.status for row in session.execute(select(Run.id, Run.status))}
-    known = set(session.scalars(select(Checkpoint.path)).all())
+    checkpoints = session.execute(
+        select(Checkpoint.path, Checkpoint.run_id, Checkpoint.epoch, Checkpoint.sha256)
+    ).all()
+    known = {row.path for row in checkpoints}
+    exported = {(row.run_id, row.epoch, row.sha256[:12]) for row in checkpoints}
     for folder in sorted(store.iterdir()):
         match = RUN_FOLDER.match(folder.name)
         if not folder.is_dir() or match is None:
@@ -54,14 +72,13 @@ def sweep_models_store(session: Session, store: Path) -> list[str]:
             continue
         for path in sorted(folder.iterdir()):
             relpath = f"{folder.name}/{path.name}"
-            tmp = TMP_PID.search(path.name)
-            if tmp is not None:
-                if not pid_alive(int(tmp.group(1))):
+            if path.name.endswith(TMP_SUFFIX):
+                if _abandoned_tmp(path, path.name):
                     path.unlink(missing_ok=True)
                     removed.append(relpath)
             elif (export := EXPORT_FILE.match(path.name)) is not None:
                 # A cached export stays while its checkpoint does.
-                if checkpoint_relpath(run_id, int(export.group(1))) not in known:
+                if (run_id, int(export.group(1)), export.group(2)) not in exported:
                     path.unlink(missing_ok=True)
                     removed.append(relpath)
             elif relpath not in known and runs[run_id] != RunStatus.RUNNING:

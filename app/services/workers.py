@@ -5,10 +5,9 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.core.db import database_now, database_time_ago
 from app.models import Worker
-from app.models.base import utcnow
 from app.schemas.health import WorkerPublic
-from app.services.run_lifecycle import stale_before
 from app.vocabulary import RunnerKind
 
 
@@ -22,7 +21,7 @@ def register_worker(
     queues: list[str],
     device: str,
 ) -> None:
-    now = utcnow()
+    now = database_now(session)
     session.execute(delete(Worker).where(Worker.id == worker_id))  # a pid reused by a restart
     session.add(
         Worker(
@@ -44,7 +43,7 @@ def worker_beat(session: Session, worker_id: str, run_id: int | None) -> bool:
     result = session.execute(
         update(Worker)
         .where(Worker.id == worker_id)
-        .values(heartbeat_at=utcnow(), run_id=run_id)
+        .values(heartbeat_at=database_now(session), run_id=run_id)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -57,7 +56,7 @@ def remove_worker(session: Session, worker_id: str) -> None:
 def live_workers(session: Session, heartbeat_timeout_s: float) -> list[WorkerPublic]:
     """Workers whose last beat is within the timeout (a worker that stopped beating drops
     out: killed, it could not remove its own row)."""
-    alive = Worker.heartbeat_at >= stale_before(heartbeat_timeout_s)
+    alive = Worker.heartbeat_at >= database_time_ago(session, heartbeat_timeout_s)
     rows = session.scalars(select(Worker).where(alive).order_by(Worker.host, Worker.pid)).all()
     return [
         WorkerPublic(
@@ -82,7 +81,7 @@ def idle_workers(session: Session, heartbeat_timeout_s: float, excluding: str) -
             select(func.count())
             .select_from(Worker)
             .where(
-                Worker.heartbeat_at >= stale_before(heartbeat_timeout_s),
+                Worker.heartbeat_at >= database_time_ago(session, heartbeat_timeout_s),
                 Worker.run_id.is_(None),
                 Worker.id != excluding,
             )

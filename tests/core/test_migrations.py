@@ -28,7 +28,15 @@ def test_upgrade_downgrade_upgrade_on_an_empty_database(both_databases: str) -> 
     url = both_databases
     config = alembic_config(url)
     command.upgrade(config, "head")
-    assert tables(url) == {"datasets", "runs", "run_history", "checkpoints", "workers", "sweeps"}
+    assert tables(url) == {
+        "datasets",
+        "runs",
+        "run_history",
+        "checkpoints",
+        "workers",
+        "sweeps",
+        "installation",
+    }
     command.downgrade(config, "base")
     assert tables(url) == set()
     command.upgrade(config, "head")

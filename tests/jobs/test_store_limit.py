@@ -74,9 +74,11 @@ def test_make_room_says_no_when_nothing_is_left_to_thin(
 ) -> None:
     run_id = client.post("/runs", json={"epochs": 10}).json()["id"]
     with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
-        assert claim_next_run(session, "host:1") == run_id
+        claim = claim_next_run(session, "host:1")
+        assert claim is not None
+        assert claim.run_id == run_id
         session.add(Checkpoint(run_id=run_id, epoch=0, path="a", sha256="0" * 64, size_bytes=900))
         session.commit()
-        assert make_room(session, run_id, "host:1", 50, 1000) == (True, [])
-        assert make_room(session, run_id, "host:1", 200, 1000) == (False, [])
+        assert make_room(session, claim, 50, 1000) == (True, [])
+        assert make_room(session, claim, 200, 1000) == (False, [])
         assert session.get(Run, run_id) is not None

@@ -27,10 +27,10 @@ def claim_all(database_url: str, worker_id: str, out: multiprocessing.Queue) -> 
     claimed = []
     while True:
         with session_scope(factory) as session:
-            run_id = claim_next_run(session, worker_id)
-        if run_id is None:
+            claim = claim_next_run(session, worker_id)
+        if claim is None:
             break
-        claimed.append(run_id)
+        claimed.append(claim.run_id)
     out.put((worker_id, claimed))
 
 
@@ -61,7 +61,9 @@ def test_claims_oldest_first(client: TestClient, settings: Settings) -> None:
     ids = [client.post("/runs", json={"epochs": 5}).json()["id"] for _ in range(3)]
     factory = make_session_factory(make_engine(settings.database_url))
     with session_scope(factory) as session:
-        assert [claim_next_run(session, "w") for _ in range(4)] == [*ids, None]
+        claims = [claim_next_run(session, "w") for _ in range(4)]
+    assert [claim.run_id if claim else None for claim in claims] == [*ids, None]
+    assert [claim.number if claim else None for claim in claims] == [1, 1, 1, None]
 
 
 def test_recovery_requeues_then_fails_after_max_restarts(
@@ -75,7 +77,9 @@ def test_recovery_requeues_then_fails_after_max_restarts(
 
     for attempt in range(3):
         with session_scope(factory) as session:
-            assert claim_next_run(session, "gone:1") == run_id
+            claim = claim_next_run(session, "gone:1")
+            assert claim is not None
+            assert (claim.run_id, claim.number) == (run_id, attempt + 1)  # each claim its own
             session.execute(
                 update(Run)
                 .where(Run.id == run_id)
@@ -110,9 +114,10 @@ def test_a_claimed_sweep_run_takes_the_queued_runs_it_can_train_with(
 
     def claim(worker_id: str, *, most: int = 16, idle: int = 0) -> list[int]:
         with session_scope(factory) as session:
-            run_id = claim_next_run(session, worker_id)
-            assert run_id is not None
-            return claim_group(session, run_id, worker_id, most=most, idle_workers=idle)
+            claim = claim_next_run(session, worker_id)
+            assert claim is not None
+            group = claim_group(session, claim, most=most, idle_workers=idle)
+            return [member.run_id for member in group]
 
     # The tanh runs differ only in their learning rates: one stack; the relu ones are another.
     assert claim("a", most=2) == tanh[:2]
