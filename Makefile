@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock | sha256sum | cut -c1-12)
 
-.PHONY: serve test lint browser bench clean-venv
+.PHONY: serve test lint test-tools bench clean-venv
 
 $(STAMP): requirements.lock requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,14 +21,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The browser tests drive Debian's Chromium (never a downloaded build). Installed here when
-# missing and this is root on Debian; elsewhere those tests skip, except under CI.
-browser:
-	@command -v chromium >/dev/null || test "$$(id -u)" != 0 || ! command -v apt-get >/dev/null \
-	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "could not install chromium: the browser tests will skip (fail under CI)"
+# The browser tests drive Debian's Chromium (never a downloaded build); the clock-skew test runs
+# a worker under libfaketime. Installed here when missing and this is root on Debian; elsewhere
+# those tests skip, except under CI.
+test-tools:
+	@(command -v chromium >/dev/null && command -v faketime >/dev/null) || test "$$(id -u)" != 0 \
+	  || ! command -v apt-get >/dev/null \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium faketime >/dev/null) \
+	  || echo "could not install chromium and faketime: the tests that need them will skip (fail under CI)"
 
-test: lint browser
+test: lint test-tools
 	$(BIN)/pytest -q
 
 # Not part of `make test`: several minutes of timing on a quiet machine. BENCH="--quick" for a

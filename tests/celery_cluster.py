@@ -29,12 +29,13 @@ class Cluster:
         self.b = LiveServer(folder / "b", **env)
         self.workers: list[subprocess.Popen[bytes]] = []
 
-    def start_worker(self, *command: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, *command: str, **env: str) -> subprocess.Popen[bytes]:
+        """`python -m app worker` (or `command`), with the cluster's settings and `env`'s."""
         log = (self.folder / f"worker-{len(self.workers)}.log").open("ab")
         worker = subprocess.Popen(
             list(command) or [sys.executable, "-m", "app", "worker", "--concurrency", "1"],
             cwd=PROJECT_ROOT,
-            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **self.env, **env, "PYTHONUNBUFFERED": "1"},
             stdout=log,
             stderr=log,
             start_new_session=True,
