@@ -68,8 +68,22 @@ def queue_for(device: str, default: Queue) -> Queue:
     return default
 
 
-def make_celery(settings: Settings) -> Celery:
+def make_celery(settings: Settings, publish_timeout_s: float | None = None) -> Celery:
+    """The Celery app; with `publish_timeout_s` (the API's), every wait on the broker's socket is
+    bounded and a publish that fails is not retried: the reconciler sends it again."""
     celery = Celery("point_classifier", broker=settings.broker_url, set_as_current=False)
+    transport: dict[str, float] = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    if publish_timeout_s is not None:
+        transport |= {
+            "socket_timeout": publish_timeout_s,
+            "socket_connect_timeout": publish_timeout_s,
+        }
+        celery.conf.update(
+            task_publish_retry=False,
+            broker_connection_timeout=publish_timeout_s,
+            broker_connection_retry=False,
+            broker_connection_max_retries=0,
+        )
     celery.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -77,7 +91,7 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         result_backend=None,
         task_default_queue=settings.default_queue.value,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,

@@ -43,10 +43,17 @@ class Runner(Protocol):
 
     def ready_count(self) -> int: ...
 
+    def broker_status(self) -> str | None:
+        """'ok', 'unknown' or why the broker is unreachable; None where there is none."""
+        ...
+
 
 class EmbeddedRunner:
     def submit(self, run_id: int, device: str) -> None:
         pass  # the workers poll the runs table for queued runs
+
+    def broker_status(self) -> str | None:
+        return None
 
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
         self.settings = settings

@@ -39,7 +39,8 @@ class WorkersList(BaseModel):
 
 class HealthPublic(BaseModel):
     status: str = Field(
-        description="'ok', or 'degraded' when the database is unreachable or takes no writes"
+        description="'ok', or 'degraded' when the database is unreachable or takes no writes, "
+        "or the broker (PC_RUNNER=celery) is unreachable"
     )
     database: str = Field(description="'ok' or the reason it is unreachable")
     database_writes: str = Field(
@@ -49,6 +50,11 @@ class HealthPublic(BaseModel):
     cuda: CudaPublic
     queue: dict[str, int] = Field(default_factory=dict, description="runs per status")
     runner: RunnerKind = Field(description="what trains queued runs (PC_RUNNER)")
+    broker: str | None = Field(
+        default=None,
+        description="PC_RUNNER=celery: 'ok', 'unknown' before the first try, or why the broker "
+        "(PC_BROKER_URL) is unreachable; null for the embedded runner",
+    )
     workers: WorkersPublic | None = Field(
         default=None, description="this server's embedded workers; null when it runs none"
     )

@@ -20,6 +20,7 @@ def check_health(
     runner: RunnerKind,
     workers: WorkersPublic | None,
     heartbeat_timeout_s: float,
+    broker: str | None = None,
 ) -> HealthPublic:
     database, revision = "ok", None
     queue: dict[str, int] = {}
@@ -36,13 +37,16 @@ def check_health(
     blocked = writes_blocked(engine) if database == "ok" else None
     names = cuda_device_names()
     return HealthPublic(
-        status="ok" if database == "ok" and blocked is None else "degraded",
+        status="ok"
+        if database == "ok" and blocked is None and broker in (None, "ok", "unknown")
+        else "degraded",
         database=database,
         database_writes=blocked or ("ok" if database == "ok" else "unknown"),
         database_revision=revision,
         cuda=CudaPublic(available=bool(names), device_count=len(names), devices=names),
         queue=queue,
         runner=runner,
+        broker=broker,
         workers=workers,
         live_workers=live,
     )

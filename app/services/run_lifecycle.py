@@ -138,6 +138,16 @@ def mark_published(session: Session, run_ids: list[int]) -> None:
         )
 
 
+def mark_unpublished(session: Session, run_id: int) -> None:
+    """Its wake-up message did not reach the broker: the reconciler's next pass sends it."""
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+        .values(published_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def prepare_job(session: Session, claim: Claim) -> TrainingJob | None:
     """Read the claimed run; drop history past the checkpoint it resumes from."""
     if not still_owned(session, claim):

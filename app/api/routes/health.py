@@ -20,8 +20,14 @@ def health(request: Request) -> HealthPublic:
     workers = None
     if state.runner is not None and settings.runner == RunnerKind.EMBEDDED:
         workers = WorkersPublic(configured=settings.worker_count, ready=state.runner.ready_count())
+    broker = state.runner.broker_status() if state.runner is not None else None
     return check_health(
-        state.engine, state.session_factory, settings.runner, workers, settings.heartbeat_timeout_s
+        state.engine,
+        state.session_factory,
+        settings.runner,
+        workers,
+        settings.heartbeat_timeout_s,
+        broker,
     )
 
 
