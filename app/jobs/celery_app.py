@@ -18,6 +18,10 @@ Celery's known traps, and what is done about each:
   `revoke(terminate=True)`, which would kill a run between a checkpoint and its row.
 - Forking: the worker's parent process never touches CUDA or the database; each child makes its
   own engine, warms torch up and registers itself in the workers table.
+- A new pool process must say it is up within `worker_proc_alive_timeout` (4 s by default) or
+  Celery kills it and forks another; warming torch up takes longer than that on a busy machine,
+  and the worker then never trains again. Set to PROC_ALIVE_TIMEOUT_S: a slow start is waited
+  for.
 - Warm shutdown (SIGTERM) waits for the tasks in hand, however long: instead, the parent marks
   itself stopping (a flag file its pool processes look at every report), and the run in hand is
   checkpointed and handed back to the queue, as the embedded workers do; the reconciler
@@ -57,6 +61,8 @@ TRAIN_TASK = "pc.train_run"
 # Longer than any run may take: Redis hands an unacknowledged message to another worker after
 # this long (harmless, the run cannot be claimed twice, but wasteful).
 VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
+# How long a new pool process may take to start (imports, torch's warm-up, the database).
+PROC_ALIVE_TIMEOUT_S = 600.0
 
 
 def queue_for(device: str, default: Queue) -> Queue:
@@ -95,6 +101,7 @@ def make_celery(settings: Settings, publish_timeout_s: float | None = None) -> C
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_proc_alive_timeout=PROC_ALIVE_TIMEOUT_S,
     )
     return celery
 
