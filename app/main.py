@@ -19,6 +19,7 @@ from app.api.auth import require_api_key
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.metrics import install_metrics
 from app.api.openapi import install_openapi
+from app.api.origin_guard import OriginGuardMiddleware
 from app.api.predict_body import LargeBodyValidator
 from app.api.responses import errors
 from app.api.routes import (
@@ -59,6 +60,9 @@ with `POST /runs`, follow it, then look at its decision boundary and ask it for 
 
 The dashboard at [`/`](/) shows the same in a browser: runs live, a form, boundaries to scrub.
 """
+
+# Swagger UI's page: named once, for the route and for the policy that hashes its script.
+DOCS_URL = "/docs"
 
 
 @functools.cache
@@ -133,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # CDN: machines that train models often have no internet. No ReDoc: its page still asks a
     # CDN for its logo.
     app = FastAPIOffline(
+        docs_url=DOCS_URL,
         redoc_url=None,
         title="Point Classifier Service",
         version="0.1.0",
@@ -145,7 +150,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.predict_validator = LargeBodyValidator()
     install_error_handlers(app)
     install_openapi(app, settings)
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.max_upload_bytes,
+        request_timeout_s=settings.request_timeout_s,
+    )
+    # Outside the body limit, so a request from another Host or site is refused unread.
+    app.add_middleware(
+        OriginGuardMiddleware,
+        settings=settings,
+        inline_script_pages=(DOCS_URL, app.swagger_ui_oauth2_redirect_url),
+    )
     app.include_router(health.router)
     app.include_router(auth.router, responses=errors(401))
     # The dashboard's pages and files: the pages carry no data, so they need no key.

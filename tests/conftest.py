@@ -36,6 +36,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         models_store=tmp_path / "models_store",
         builtin_data_dir=PROJECT_ROOT / "data",
         runner_enabled=False,
+        allowed_hosts=["testserver"],  # the Host that Starlette's TestClient sends
     )
 
 

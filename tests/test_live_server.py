@@ -103,7 +103,7 @@ def test_content_length_over_limit_is_refused_before_reading(
 ) -> None:
     with socket.create_connection(("127.0.0.1", small_limit_server.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /datasets HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+            b"POST /datasets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
             b"boundary=b\r\nContent-Length: 999999999\r\n\r\n"
         )
         answer = sock.recv(4096).decode()
@@ -121,7 +121,7 @@ def test_lying_short_content_length_is_a_4xx_and_stores_nothing(
     )
     with socket.create_connection(("127.0.0.1", small_limit_server.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /datasets HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+            b"POST /datasets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
             b"boundary=b\r\nContent-Length: 120\r\nConnection: close\r\n\r\n" + body
         )
         answer = sock.recv(4096).decode()

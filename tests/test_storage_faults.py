@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -19,7 +20,7 @@ from app.core.config import PROJECT_ROOT, Settings
 from app.core.errors import DatabaseUnusable
 from app.main import create_app
 from app.ml.architectures import SIMPLE
-from app.ml.checkpoints import TMP_SUFFIX, checkpoint_relpath, write_checkpoint
+from app.ml.checkpoints import TMP_SUFFIX, checkpoint_relpath, export_relpath, write_checkpoint
 from app.ml.engine import TrainConfig, train
 from app.models import Checkpoint
 
@@ -141,6 +142,54 @@ def test_delete_on_a_read_only_store_deletes_the_run_and_leaves_its_files_to_the
     with TestClient(create_app(settings)):
         pass  # a start sweeps the store
     assert not (small_store / f"run-{run_id}").exists()
+
+
+def fill(store: Path) -> None:
+    """Write a file until the store has not one byte left."""
+    with pytest.raises(OSError, match="No space left"):
+        (store / "filler").write_bytes(bytes(4 * 1024 * 1024))  # twice what the store holds
+
+
+def expect_onnx_served_uncached(client: TestClient, store: Path, run_id: int, caplog: Any) -> bytes:
+    """The export answers 200 with a model that predicts as /predict does, though the store
+    kept no copy of it, and the log says why."""
+    response = client.get(f"/runs/{run_id}/export", params={"format": "onnx"})
+    assert response.status_code == 200, response.text
+    session = ort.InferenceSession(response.content, providers=["CPUExecutionProvider"])
+    points = [[0.0, 0.0], [1.0, 1.0], [0.25, 0.75]]
+    (probabilities,) = session.run(None, {"points": np.array(points, dtype=np.float32)})
+    predicted = client.post("/predict", json={"run_id": run_id, "points": points})
+    assert predicted.status_code == 200, predicted.text
+    assert np.abs(probabilities - predicted.json()["probabilities"]).max() < 1e-6
+    sha256 = client.get(f"/runs/{run_id}/checkpoints").json()[0]["sha256"]
+    assert not (store / export_relpath(run_id, 20, sha256)).exists()
+    assert [p.name for p in store.rglob(f"*{TMP_SUFFIX}")] == []
+    assert "served uncached" in caplog.text
+    served: bytes = response.content
+    return served
+
+
+def test_onnx_export_on_a_read_only_store_is_served_uncached(
+    store_client: TestClient, small_store: Path, caplog: Any
+) -> None:
+    run_id, _ = add_checkpoint(store_client, small_store)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_store)], check=True)
+    try:
+        expect_onnx_served_uncached(store_client, small_store, run_id, caplog)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_store)], check=True)
+
+
+def test_onnx_export_on_a_full_store_is_served_uncached_and_cached_once_there_is_room(
+    store_client: TestClient, small_store: Path, caplog: Any
+) -> None:
+    run_id, _ = add_checkpoint(store_client, small_store)
+    fill(small_store)
+    served = expect_onnx_served_uncached(store_client, small_store, run_id, caplog)
+    (small_store / "filler").unlink()
+    again = store_client.get(f"/runs/{run_id}/export", params={"format": "onnx"})
+    assert again.content == served
+    assert [p.suffix for p in (small_store / f"run-{run_id}").iterdir()].count(".onnx") == 1
 
 
 def test_predict_refuses_coordinates_past_float32_and_never_answers_nan(

@@ -1,19 +1,27 @@
-"""Refuse request bodies over a size limit, counting bytes as they stream in.
+"""Refuse request bodies over a size limit, counting bytes as they stream in, and bodies that
+do not arrive in time.
 
 A Content-Length over the limit is refused before any byte is read. Otherwise the bytes are
 counted as the app receives them, so a missing or lying Content-Length (or a chunked body) is
 cut off at the limit: the client gets 413 and the app sees a disconnect, so nothing is stored.
+A body not whole within PC_REQUEST_TIMEOUT_S of the request's start is cut off the same way,
+with a 408.
 
 Not FastAPI's own `max_body_size` (tried on FastAPI 0.165, Starlette 1.10): when a request
 declares a Content-Length over the limit, Starlette replaces whatever the app answers with its
 own plain-text "Content Too Large", so the 413 could no longer say which limit was met and how
 large it is (`tests/api/test_body_limits.py`).
+
+Nor uvicorn's timeouts: `timeout_keep_alive` runs only between requests, and none bounds how
+long a request's body takes, so a client sending it a byte at a time held its connection for
+as long as it liked (`tests/api/test_request_timeout.py`).
 """
 
 from __future__ import annotations
 
 import json
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.schemas.results import MAX_PREDICT_POINTS
@@ -27,11 +35,13 @@ PREDICT_BYTES = MAX_PREDICT_POINTS * 64 + 4096
 
 class BodySizeLimitMiddleware:
     """Uploads (`POST /datasets`) may take `max_body_bytes`; /predict and every other route
-    what they can need, never more than that."""
+    what they can need, never more than that. Every body must be whole `request_timeout_s`
+    after the request started."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, request_timeout_s: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.request_timeout_s = request_timeout_s
 
     def _limit(self, path: str) -> tuple[int, str]:
         """The limit for a path, and what the 413 names as its source."""
@@ -42,16 +52,24 @@ class BodySizeLimitMiddleware:
             return limit, f"{MAX_PREDICT_POINTS} points at most"
         return min(SMALL_JSON_BYTES, self.max_body_bytes), "this route's parameters"
 
-    def _message(self, limit: int, source: str) -> bytes:
-        detail = f"request body is larger than the {limit} bytes accepted here ({source})"
-        return json.dumps({"detail": detail}).encode()
-
     async def _send_413(self, send: Send, limit: int, source: str) -> None:
-        body = self._message(limit, source)
+        detail = f"request body is larger than the {limit} bytes accepted here ({source})"
+        await self._refuse(send, 413, detail)
+
+    async def _send_408(self, send: Send) -> None:
+        detail = (
+            "request body did not arrive within PC_REQUEST_TIMEOUT_S="
+            f"{self.request_timeout_s:g} seconds of the request's start; a body must arrive "
+            "whole within that time"
+        )
+        await self._refuse(send, 408, detail)
+
+    async def _refuse(self, send: Send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -76,17 +94,29 @@ class BodySizeLimitMiddleware:
                     await self._send_413(send, limit, source)
                     return
 
+        deadline = anyio.current_time() + self.request_timeout_s
         received = 0
+        body_complete = False
         refused = False
         response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received, refused
+            nonlocal received, body_complete, refused
             if refused:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            if body_complete:
+                return await receive()  # only a disconnect is left to hear: it may take its time
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    message = await receive()
+            except TimeoutError:
+                refused = True
+                if not response_started:
+                    await self._send_408(send)
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_complete = not message.get("more_body", False)
                 if received > limit:
                     refused = True
                     if not response_started:
@@ -97,7 +127,7 @@ class BodySizeLimitMiddleware:
         async def guarded_send(message: Message) -> None:
             nonlocal response_started
             if refused:
-                return  # the 413 has been sent; whatever the app answers is dropped
+                return  # the 413 or 408 has been sent; whatever the app answers is dropped
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)

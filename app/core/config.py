@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.vocabulary import REPORT_INTERVAL_S, SQLITE_BUSY_TIMEOUT_MS, Queue, RunnerKind
 
 # The repository root: built-in data and the default storage live beside the code, so the
 # service starts the same whatever the current directory is.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The PC_ALLOWED_HOSTS entry that accepts any Host.
+ANY_HOST = "*"
 
 
 class Settings(BaseSettings):
@@ -27,6 +31,10 @@ class Settings(BaseSettings):
     builtin_data_dir: Path = PROJECT_ROOT / "data"
     # Largest request body accepted, counted as it streams in.
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # Most seconds a request's body may take to arrive, from the request's start: a client
+    # that sends it a byte at a time would otherwise hold its connection (and a file
+    # descriptor) for as long as it likes. It bounds the upload, not the work done after it.
+    request_timeout_s: float = Field(default=60.0, gt=0)
     # Most points one dataset may hold.
     max_points: int = Field(default=100_000, gt=0)
     # Worker processes training at once; 0 means one per core.
@@ -85,6 +93,12 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=SQLITE_BUSY_TIMEOUT_MS, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Host names or addresses the service is also served as, beside localhost, 127.0.0.1, [::1]
+    # and PC_HOST when it names one address: for serving under a name or on a LAN
+    # ("pc.example.org,192.168.1.20"). Comma-separated, without ports (any port is accepted);
+    # "*" accepts any Host and so gives up the defence against DNS rebinding. A request for
+    # another Host is refused with 400 (app/api/origin_guard.py).
+    allowed_hosts: Annotated[list[str], NoDecode] = []
 
     @field_validator("database_url")
     @classmethod
@@ -100,6 +114,15 @@ class Settings(BaseSettings):
             return None  # PC_API_KEY= (empty) means no key, not an empty key
         return value
 
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return [_host_name(str(entry)) for entry in value if str(entry).strip()]
+        return value
+
     @property
     def worker_count(self) -> int:
         return self.workers or (os.cpu_count() or 1)
@@ -109,6 +132,23 @@ class Settings(BaseSettings):
         """How often a training worker's heartbeat thread writes: several beats fit in the
         timeout, and a cancel is seen within about a second."""
         return min(1.0, self.heartbeat_timeout_s / 5)
+
+
+def _host_name(entry: str) -> str:
+    """A PC_ALLOWED_HOSTS entry as a Host header's name compares to it: lower case, an IPv6
+    address without its brackets."""
+    name = entry.strip().lower()
+    bare = name.removeprefix("[").removesuffix("]")
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        pass
+    if name != ANY_HOST and any(sign in name for sign in ":/@[]*"):
+        raise ValueError(
+            f"PC_ALLOWED_HOSTS takes host names or addresses without a scheme or port (any "
+            f"port is accepted), comma-separated, or {ANY_HOST!r}: got {entry.strip()!r}"
+        )
+    return name
 
 
 @lru_cache

@@ -1,8 +1,10 @@
-"""A run's model to take away, from a verified checkpoint: ONNX (cached beside the checkpoint)
-or its weights as JSON. The exporter is imported on the first export, not at start-up."""
+"""A run's model to take away, from a verified checkpoint: ONNX (cached beside the checkpoint
+when the store can take it) or its weights as JSON. The exporter is imported on the first
+export, not at start-up."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -12,6 +14,8 @@ from app.schemas.results import ExportPublic
 from app.services.datasets import dataset_name
 from app.services.results import ResultCaches, load_model
 from app.services.runs import find_checkpoint, find_run
+
+log = logging.getLogger(__name__)
 
 
 def export_onnx(
@@ -36,7 +40,19 @@ def export_onnx(
         "checkpoint_sha256": ref.sha256,
     }
     data = onnx_bytes(load_model(caches, store, ref), metadata)
-    write_checkpoint_bytes(store, relpath, data)  # atomic: a reader never sees half a file
+    try:
+        write_checkpoint_bytes(store, relpath, data)  # atomic: a reader never sees half a file
+    except OSError as exc:
+        # The cache only spares the next export its seconds: a store that is read-only or full
+        # still serves this one (the write leaves no half file), built again the next time.
+        log.warning(
+            "ONNX export of run %d epoch %d served uncached: cannot write %s in "
+            "PC_MODELS_STORE: %s",
+            run_id,
+            ref.epoch,
+            relpath,
+            exc.strerror or exc,
+        )
     return data, ref.epoch
 
 

@@ -35,6 +35,7 @@ def trained(
         database_url=f"sqlite:///{folder / 'pc.sqlite3'}",
         models_store=folder / "models_store",
         builtin_data_dir=PROJECT_ROOT / "data",
+        allowed_hosts=["testserver"],  # the Host that Starlette's TestClient sends
         workers=2,
         progress_interval_s=0.1,
     )

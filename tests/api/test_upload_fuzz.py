@@ -47,6 +47,7 @@ def fuzz_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient
         database_url=f"sqlite:///{folder / 'pc.sqlite3'}",
         models_store=folder / "models_store",
         builtin_data_dir=PROJECT_ROOT / "data",
+        allowed_hosts=["testserver"],  # the Host that Starlette's TestClient sends
         runner_enabled=False,
         max_upload_bytes=MAX_BYTES,
         max_points=300,
