@@ -121,6 +121,15 @@ class PendingLosses:
         del self._losses[count:]
         self.count = min(self.count, count)
 
+    def pop_row(self) -> torch.Tensor:
+        """The last epoch's logits, taken back: a copy, for an epoch that goes on after the
+        epochs before it are reported."""
+        assert self._logits is not None
+        assert self.count
+        assert not self._losses
+        self.count -= 1
+        return self._logits[self.count].clone()
+
     def add_loss(self, loss: torch.Tensor) -> None:
         self._losses.append(loss)
         self.count += 1

@@ -410,7 +410,8 @@ class _Group:
         n = self.x.shape[1]
         self.batch_size = config.batch_size if config.batch_size and config.batch_size < n else None
         if self.batch_size is None:
-            # A full-batch epoch is stopped before its update; a mini-batch one runs to its end.
+            # A full-batch epoch is stopped before its update; a mini-batch one between batches
+            # (`_stop_within_epoch`).
             self.step.interrupt = self._interrupt
         self._pending()
         self.last_report = time.monotonic()
@@ -451,6 +452,8 @@ class _Group:
                 if self.val_losses is not None:
                     self.val_losses.drop_to(self.losses.count)
                 continue
+            if not self.runs:  # every run was stopped inside the epoch
+                return
             for run in self.runs:
                 run.epoch += 1
             due = [
@@ -482,11 +485,36 @@ class _Group:
         rows = torch.arange(runs, device=self.device)[:, None]
         total = torch.zeros(runs, device=self.device)
         for begin in range(0, n, self.batch_size):
+            if asked := self._asked():
+                kept = self._stop_within_epoch(asked)
+                if not kept:
+                    return
+                orders, total = orders[kept], total[kept]
+                rows = torch.arange(len(kept), device=self.device)[:, None]
             batch = orders[:, begin : begin + self.batch_size]
             x, y = self.x[rows, batch], self.y[rows, batch]
             per_point = pointwise_loss(self.step(x, y), y, self.loss)
             total += per_point.mean(dim=(1, 2)) * batch.shape[1]
         self.losses.add_loss(total / n)
+
+    def _stop_within_epoch(self, asked: list[_Run]) -> list[int]:
+        """Stop the asked runs between two mini-batches, as a run alone stops: the half-done
+        epoch is not counted and not checkpointed (the run resumes from its last checkpoint).
+        The others go on with the epoch. Returns the rows of the runs that go on."""
+        current_val = self.val_losses.pop_row() if self.val_losses is not None else None
+        diverged, also_asked = self._report()  # the epochs done so far, of every run
+        stopping = [
+            run for run in self.runs if (run in asked or run in also_asked) and run not in diverged
+        ]
+        for run in stopping:
+            self._end(run, TrainResult(TrainOutcome.STOPPED, run.epoch))
+        ended = diverged + stopping
+        kept = [row for row, run in enumerate(self.runs) if run not in ended]
+        self._leave(ended)
+        if current_val is not None and self.val_losses is not None and kept:
+            self.val_losses.next_row().copy_(current_val[kept])  # the epoch's, before it began
+            self.val_losses.commit()
+        return kept
 
     def _report(self) -> tuple[list[_Run], list[_Run]]:
         """Send every run's pending losses. Returns the runs that diverged (ended here) and
@@ -575,9 +603,10 @@ def train_group(
     """Train the members together until each has done its epochs, diverged or been stopped;
     `callbacks.on_end` tells each one's end as it comes.
 
-    `stop_requests()` names the members to stop; it is asked at each epoch's start and, in
-    full-batch training, between layers, so a stop takes effect within about a second; the
-    others' epoch is then done again from where it was, since no update was made.
+    `stop_requests()` names the members to stop; it is asked at each epoch's start, between
+    layers in full-batch training (the others' epoch is then done again from where it was,
+    since no update was made) and between mini-batches (the others' epoch goes on), so a stop
+    takes effect within about a second however long an epoch takes.
     """
     if len({group_key(member.config) for member in members}) != 1:
         raise ValueError(

@@ -222,3 +222,63 @@ def test_only_runs_that_share_the_shape_and_schedule_are_grouped() -> None:
     assert most_runs_stacked(complex_network, 100_000, on_cpu=False) == 1
     assert most_runs_stacked(complex_network, 200, on_cpu=True) == 1
     assert most_runs_stacked(network_spec("mlp", [64, 64], "tanh"), 200, on_cpu=True) > 64
+
+
+class AskAfter:
+    """`stop_requests` that names `members` from its `calls`-th call on: with mini-batches of 4
+    out of 160 training points it is asked 41 times an epoch (at the epoch's start and before
+    each batch), so call 95 falls in the third epoch's middle."""
+
+    def __init__(self, members: list[int], calls: int = 95) -> None:
+        self.members, self.calls, self.asked = members, calls, 0
+
+    def __call__(self) -> list[int]:
+        self.asked += 1
+        return self.members if self.asked >= self.calls else []
+
+
+MINI_BATCHES = {
+    "network": "mlp",
+    "hidden_layers": [12],
+    "activation": "relu",
+    "batch_size": 4,
+    "validation_split": 0.2,
+    "epochs": 8,
+    "checkpoint_every": 4,
+    "rates": [0.001, 0.003, 0.01],
+}
+
+
+def test_a_member_stopped_inside_a_mini_batch_epoch_stops_there_and_the_others_go_on() -> None:
+    """A cancel lands between two mini-batches, not at the epoch's end (at 100,000 points and
+    batch size 1 an epoch takes minutes); the half-done epoch is not counted nor checkpointed,
+    as for a run alone, and the other runs finish as they would alone."""
+    data = points("curve")
+    group = configs(**MINI_BATCHES)
+    recorder = GroupRecorder(len(group))
+    ask = AskAfter([1])
+    train_group([Member(config) for config in group], data, CPU, recorder, stop_requests=ask)
+    stopped = recorder.ends[1]
+    assert (stopped.outcome, stopped.epochs_done) == (TrainOutcome.STOPPED, 2)
+    assert len(recorder.runs[1].losses) == len(recorder.runs[1].val_losses) == 2
+    assert sorted(recorder.runs[1].checkpoints) == [0]  # no checkpoint of half an epoch
+    for member in (0, 2):
+        alone, result = solo(group[member], data)
+        assert_same_losses(alone.losses, recorder.runs[member].losses)
+        assert_same_losses(alone.val_losses, recorder.runs[member].val_losses)
+        assert len(recorder.runs[member].losses) == 8
+        assert recorder.ends[member].accuracy == result.accuracy
+        assert sorted(recorder.runs[member].checkpoints) == [0, 4, 8]
+
+
+def test_a_shutdown_inside_a_mini_batch_epoch_stops_every_member_there() -> None:
+    data = points("curve")
+    group = configs(**MINI_BATCHES)
+    recorder = GroupRecorder(len(group))
+    ask = AskAfter([0, 1, 2])
+    train_group([Member(config) for config in group], data, CPU, recorder, stop_requests=ask)
+    assert ask.asked == 95  # nothing trained after the request
+    for member in range(len(group)):
+        ended = recorder.ends[member]
+        assert (ended.outcome, ended.epochs_done) == (TrainOutcome.STOPPED, 2)
+        assert len(recorder.runs[member].losses) == 2
