@@ -237,7 +237,7 @@ class AskAfter:
         return self.members if self.asked >= self.calls else []
 
 
-MINI_BATCHES = {
+MINI_BATCHES: dict[str, Any] = {
     "network": "mlp",
     "hidden_layers": [12],
     "activation": "relu",
