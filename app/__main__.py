@@ -59,6 +59,7 @@ def migrate(_args: argparse.Namespace) -> None:
 
     from app.core.db import make_engine, make_session_factory
     from app.main import prepare_database
+    from app.services.store_identity import StoreUnusable
 
     settings = get_settings()
     engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
@@ -68,6 +69,8 @@ def migrate(_args: argparse.Namespace) -> None:
         raise SystemExit(
             f"error: cannot migrate the database at PC_DATABASE_URL={engine.url!r}: {exc.orig}"
         ) from None
+    except StoreUnusable as exc:
+        raise SystemExit(f"error: {exc}") from None
     finally:
         engine.dispose()
     print(f"database at head: {engine.url.render_as_string(hide_password=True)}")

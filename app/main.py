@@ -42,6 +42,7 @@ from app.jobs.runner import EmbeddedRunner, Runner
 from app.services.datasets import register_builtin_datasets
 from app.services.results import ResultCaches
 from app.services.storage import sweep_models_store
+from app.services.store_identity import StoreUnusable, claim_store
 from app.vocabulary import RunnerKind
 
 DESCRIPTION = """
@@ -77,13 +78,16 @@ def freeze_startup_objects() -> None:
 def prepare_database(
     settings: Settings, engine: Engine, session_factory: sessionmaker[Session]
 ) -> None:
-    """Migrate to the newest schema and register the built-in datasets, one process at a time
-    (at every start, and as `python -m app migrate`)."""
+    """Migrate to the newest schema, register the built-in datasets and claim the models store
+    (StoreUnusable if it is another's), one process at a time (at every start, and as
+    `python -m app migrate`)."""
     ensure_sqlite_folder(settings.database_url)
     with migration_lock(engine):
         upgrade_to_head(engine)
         with session_scope(session_factory) as session:
             register_builtin_datasets(session, settings.builtin_data_dir, settings.max_points)
+            # Last: it writes the store's marker, which nothing after it may roll back.
+            claim_store(session, settings.models_store)
 
 
 def make_runner(settings: Settings, session_factory: sessionmaker[Session]) -> Runner:
@@ -113,6 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "service needs to write there: check the URL, and that the file and its folder "
                 "are writable"
             ) from None
+        except StoreUnusable:
+            engine.dispose()
+            raise  # its message names PC_MODELS_STORE and what to fix
         settings.models_store.mkdir(parents=True, exist_ok=True)
         app.state.engine = engine
         app.state.session_factory = session_factory

@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
+import tempfile
 import time
 from multiprocessing.queues import Queue
+from pathlib import Path
 
 from app.core.config import Settings
 from app.core.db import make_engine, make_session_factory, session_scope
@@ -121,7 +123,10 @@ def main() -> None:
     parser.add_argument("--report-s", type=float, default=REPORT_S)
     parser.add_argument("--epochs-per-s", type=int, default=EPOCHS_PER_S)
     args = parser.parse_args()
-    settings = Settings(database_url=args.database_url, runner_enabled=False)
+    # A store of its own: no checkpoint is written, and the database given here must not
+    # claim (or be refused) the repository's models_store/, which `make serve`'s database owns.
+    store = Path(tempfile.mkdtemp(prefix="pc-simulate-store-"))
+    settings = Settings(database_url=args.database_url, models_store=store, runner_enabled=False)
     engine = make_engine(settings.database_url)
     prepare_database(settings, engine, make_session_factory(engine))
     engine.dispose()

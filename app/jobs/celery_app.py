@@ -16,8 +16,13 @@ Celery's known traps, and what is done about each:
   longest run, and a redelivery would do nothing anyway.
 - No result backend: results live in our tables. Cancel is the database flag, never
   `revoke(terminate=True)`, which would kill a run between a checkpoint and its row.
-- Forking: the worker's parent process never touches CUDA or the database; each child makes its
-  own engine, warms torch up and registers itself in the workers table.
+- Forking: the worker's parent process never touches CUDA, and the database only once, before
+  it forks, through an engine it disposes of; each child makes its own engine, warms torch up
+  and registers itself in the workers table.
+- A worker given another models store than the API's would train runs nobody can use: the
+  parent checks the store's marker against the database before its pool starts, and refuses to
+  start (exit status 1, the reason on stderr). Its pool processes inherit its settings, so they
+  are not checked again: a refusal there would only have Celery fork them again and again.
 - A new pool process must say it is up within `worker_proc_alive_timeout` (4 s by default) or
   Celery kills it and forks another; warming torch up takes longer than that on a busy machine,
   and the worker then never trains again. Set to PROC_ALIVE_TIMEOUT_S: a slow start is waited
@@ -40,11 +45,13 @@ from typing import Any
 import torch
 from celery import Celery
 from celery.signals import (
+    worker_init,
     worker_process_init,
     worker_process_shutdown,
     worker_shutdown,
     worker_shutting_down,
 )
+from sqlalchemy.exc import DBAPIError
 
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory
@@ -53,6 +60,7 @@ from app.jobs.task import TaskContext, execute_run, write
 from app.ml.devices import training_device_name
 from app.ml.engine import warm_up
 from app.services.run_lifecycle import claim_run
+from app.services.store_identity import StoreUnusable, check_store
 from app.vocabulary import Queue, RunnerKind
 
 log = logging.getLogger(__name__)
@@ -128,6 +136,27 @@ class _Stopping:
         if not self.seen and (now := time.monotonic()) >= self.next_check:
             self.seen, self.next_check = self.flag.exists(), now + self.CHECK_S
         return self.seen
+
+
+@worker_init.connect
+def _refuse_a_store_not_shared(**_: Any) -> None:
+    """In the worker's main process, before its pool starts (`python -m app worker` and
+    `celery -A app.jobs.celery_app worker` alike). SystemExit, not another exception: Celery
+    logs those and starts anyway."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url, settings.sqlite_busy_timeout_ms)
+    try:
+        with make_session_factory(engine)() as session:
+            check_store(session, settings.models_store)
+    except StoreUnusable as exc:
+        raise SystemExit(f"error: the worker cannot start: {exc}") from None
+    except DBAPIError as exc:
+        raise SystemExit(
+            f"error: the worker cannot start: cannot read the database at "
+            f"PC_DATABASE_URL={engine.url!r} to check its models store: {exc.orig}"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 @worker_shutting_down.connect
