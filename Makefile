@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock | sha256sum | cut -c1-12)
 
-.PHONY: serve test lint test-tools bench clean-venv
+.PHONY: serve test test-fast lint test-tools bench clean-venv
 
 $(STAMP): requirements.lock requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test-tools:
 
 test: lint test-tools
 	$(BIN)/pytest -q
+
+# The edit-test loop: lint, types and every test that starts no server, workers, browser or
+# Celery cluster (those marked live, browser or cluster; tests/conftest.py fails a test that
+# starts one unmarked).
+test-fast: lint
+	PC_TEST_LANE=fast $(BIN)/pytest -q -m "not live and not browser and not cluster"
 
 # Not part of `make test`: several minutes of timing on a quiet machine. BENCH="--quick" for a
 # two-minute smoke run.

@@ -1,25 +1,76 @@
-"""Shared fixtures: a fresh SQLite file per test, the app in-process, and a live uvicorn."""
+"""Shared fixtures: a fresh SQLite file per test, the app in-process, and a live uvicorn; and
+the guard that keeps the quick lane's markers true."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import PROJECT_ROOT, Settings
+from app.core.db import make_engine, make_session_factory, session_scope
+from app.core.migrate import upgrade_to_head
+from app.jobs.runner import EmbeddedRunner
 from app.main import create_app
+from app.services.datasets import register_builtin_datasets
 from scripts.live_server import LiveServer
+from tests import browser
+from tests.celery_cluster import Cluster
 from tests.services_needed import database
+
+# `make test-fast` sets this and leaves out the tests marked live, browser or cluster.
+FAST_LANE = os.environ.get("PC_TEST_LANE") == "fast"
+# What each marker stands for: the things its tests start.
+NEEDS: dict[str, list[tuple[object, str]]] = {
+    "live": [(LiveServer, "start"), (EmbeddedRunner, "start")],
+    "browser": [(browser, "chromium_or_skip")],
+    "cluster": [(Cluster, "start_worker")],
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the quick lane, whatever starts a server, workers, a browser or a cluster fails the
+    test (or the fixture) that calls it, saying which marker it needs: the lane stays quick and
+    the markers true. Patched for the whole session: module-scoped fixtures start things too."""
+    if not FAST_LANE:
+        return
+    for marker, targets in NEEDS.items():
+        for owner, name in targets:
+
+            def refuse(*_: Any, marker: str = marker, name: str = name, **__: Any) -> None:
+                pytest.fail(f"this test calls {name}(): mark it @pytest.mark.{marker}")
+
+            setattr(owner, name, refuse)
+
 
 TUTORIAL_DATA = PROJECT_ROOT.parent / "shared" / "tutorial-data"
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file at the newest schema with the built-in datasets, made once a session: a
+    test's database is a copy, not a migration of its own (about half a second each)."""
+    path = tmp_path_factory.mktemp("template") / "pc.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade_to_head(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            register_builtin_datasets(session, PROJECT_ROOT / "data", Settings().max_points)
+    finally:
+        engine.dispose()  # the last connection closed: the write-ahead log is folded in
+    return path
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def database_url(tmp_path: Path, migrated_sqlite: Path) -> str:
     """SQLite by default; modules that hold the database-touching behaviour override this with
     `both_databases`, so they run against PostgreSQL too."""
+    shutil.copyfile(migrated_sqlite, tmp_path / "pc.sqlite3")
     return f"sqlite:///{tmp_path / 'pc.sqlite3'}"
 
 

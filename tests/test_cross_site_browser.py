@@ -17,6 +17,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from scripts.live_server import LiveServer
 from tests.browser import chromium_or_skip, screenshot, watched_context
 
+pytestmark = [pytest.mark.live, pytest.mark.browser]
+
 # Names Chromium resolves to 127.0.0.1, as a DNS server would for an attacker's own domains.
 ATTACKER = "attacker.test"
 REBIND = "rebind.test"

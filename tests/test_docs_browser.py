@@ -15,6 +15,8 @@ from scripts.live_server import LiveServer
 from tests.browser import chromium_or_skip, watched_context
 from tests.polling import wait_ended
 
+pytestmark = [pytest.mark.live, pytest.mark.browser]
+
 
 @pytest.fixture(scope="module")
 def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:

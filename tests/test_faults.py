@@ -9,10 +9,13 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from scripts import kill_loop, load
 from scripts.live_server import LiveServer
 from tests.polling import run_status, wait_for
+
+pytestmark = pytest.mark.live
 
 
 def test_kill_loop_loses_nothing(tmp_path: Path) -> None:

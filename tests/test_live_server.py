@@ -15,6 +15,8 @@ from app.core.config import PROJECT_ROOT
 from scripts.live_server import LiveServer
 from tests.images import decode_png
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture(scope="module")
 def small_limit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:

@@ -11,6 +11,8 @@ import pytest
 
 from scripts.live_server import LiveServer
 
+pytestmark = pytest.mark.live
+
 PAIRS = 25
 
 

@@ -25,6 +25,8 @@ from scripts.live_server import LiveServer
 from tests.celery_cluster import celery_cluster
 from tests.images import decode_png
 
+pytestmark = [pytest.mark.live, pytest.mark.cluster]
+
 README = PROJECT_ROOT / "README.md"
 SECTION = "## A walk-through with curl"
 # Fields of a sample answer that must match exactly; the rest (probabilities) vary by seed.

@@ -15,6 +15,8 @@ import pytest
 from app.core.config import PROJECT_ROOT
 from scripts.live_server import LiveServer
 
+pytestmark = pytest.mark.live
+
 KEY = "fuzz-key"
 
 

@@ -79,6 +79,7 @@ def predicted(
     return np.array(response.json()["probabilities"])
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("network", list(NETWORKS))
 def test_onnx_gives_predicts_probabilities(
     trained: tuple[TestClient, dict[str, int]], network: str
@@ -106,6 +107,7 @@ def test_onnx_gives_predicts_probabilities(
     assert metadata["dataset"] == "curve"
 
 
+@pytest.mark.live
 def test_an_earlier_checkpoint_and_the_cache(
     trained: tuple[TestClient, dict[str, int]], tmp_path: Path
 ) -> None:
@@ -134,6 +136,7 @@ def test_an_earlier_checkpoint_and_the_cache(
     assert len(list((store / f"run-{run_id}").glob("epoch-000000100*.pt"))) == 1  # kept
 
 
+@pytest.mark.live
 def test_refusals(trained: tuple[TestClient, dict[str, int]], client: TestClient) -> None:
     trained_client, ids = trained
     missing = trained_client.get(f"/runs/{ids['simple']}/export", params={"epoch": 150})
@@ -150,6 +153,7 @@ def test_refusals(trained: tuple[TestClient, dict[str, int]], client: TestClient
         assert "no checkpoint yet" in response.json()["detail"]
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("network", ["complex", "mlp-gelu", "mlp-none", "simple"])
 def test_json_weights_run_in_numpy_as_the_readme_shows(
     trained: tuple[TestClient, dict[str, int]], network: str
@@ -173,6 +177,7 @@ def test_json_weights_run_in_numpy_as_the_readme_shows(
     assert np.abs(ours - predicted(client, ids[network], points)).max() < 1e-5
 
 
+@pytest.mark.live
 def test_the_readmes_onnx_example_runs_without_pytorch(
     trained: tuple[TestClient, dict[str, int]], tmp_path: Path
 ) -> None:

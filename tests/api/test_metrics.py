@@ -49,6 +49,7 @@ def runner_client(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.mark.live
 def test_scrape_train_scrape_moves_the_counters(runner_client: TestClient) -> None:
     client = runner_client
     before = scrape(client)
@@ -79,6 +80,7 @@ def test_scrape_train_scrape_moves_the_counters(runner_client: TestClient) -> No
     assert value(after, "pc_http_requests_total", method="GET", route="/metrics", status="2xx") == 1
 
 
+@pytest.mark.live
 def test_throughput_and_failures_come_from_the_workers(runner_client: TestClient) -> None:
     client = runner_client
     long_run = client.post("/runs", json={"epochs": 1_000_000, "checkpoint_every": 100_000})

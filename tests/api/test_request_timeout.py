@@ -16,6 +16,8 @@ import pytest
 from app.core.config import PROJECT_ROOT
 from scripts.live_server import LiveServer
 
+pytestmark = pytest.mark.live
+
 TIMEOUT_S = 2
 TRICKLE_INTERVAL_S = 0.2
 # Far past the timeout: the machine is shared and slow, and only "it ends" is the point here.

@@ -22,6 +22,8 @@ from app.services import runs as runs_service
 from tests.images import decode_png, has_field_tints, has_label_colours, rgb_colours
 from tests.polling import wait_ended
 
+pytestmark = pytest.mark.live
+
 CURVE_EPOCHS = 3000
 
 

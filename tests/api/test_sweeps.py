@@ -139,6 +139,7 @@ def runner_client(settings: Settings) -> Iterator[TestClient]:
     yield from client_with_workers(settings, 2)
 
 
+@pytest.mark.live
 def test_ended_runs_get_verdicts_and_the_csv_lists_them(runner_client: TestClient) -> None:
     client = runner_client
     body = {
@@ -183,6 +184,7 @@ def test_the_readmes_sweep_and_the_schemas_example_are_accepted(client: TestClie
     assert client.post("/sweeps", json=example["value"]).status_code == 202
 
 
+@pytest.mark.live
 def test_pictures_have_a_panel_per_run_and_refuse_unknown_axes(runner_client: TestClient) -> None:
     client = runner_client
     body = {
@@ -230,6 +232,7 @@ def one_worker_client(settings: Settings) -> Iterator[TestClient]:
     yield from client_with_workers(settings, 1)
 
 
+@pytest.mark.live
 def test_runs_of_one_shape_train_together_and_end_each_on_its_own(
     one_worker_client: TestClient,
 ) -> None:

@@ -17,6 +17,8 @@ from tests.polling import wait_ended, wait_for
 from tests.services_needed import fresh_postgres_database, fresh_redis_database
 from tests.tcp_proxy import Mode, TcpProxy
 
+pytestmark = [pytest.mark.live, pytest.mark.cluster]
+
 REDIS_DATABASE = 13
 REQUESTS = 48  # more than the API's thread pool holds at once (40)
 

@@ -24,6 +24,8 @@ from tests.celery_cluster import Cluster, celery_cluster
 from tests.images import decode_png
 from tests.polling import run_status, wait_ended, wait_for
 
+pytestmark = [pytest.mark.live, pytest.mark.cluster, pytest.mark.browser]
+
 REDIS_DATABASE = 11  # a number of its own, so nothing else on the machine shares it
 
 

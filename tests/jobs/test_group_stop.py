@@ -10,9 +10,12 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from scripts.live_server import LiveServer
 from tests.polling import run_status, wait_for
+
+pytestmark = pytest.mark.live
 
 BIG = {"kind": "moons", "n": 100_000, "noise": 0.1, "seed": 3, "name": "moons-100k"}
 SWEEP = {

@@ -56,6 +56,8 @@ def via(proxy: TcpProxy, database_url: str) -> str:
     return make_url(database_url).set(port=proxy.port).render_as_string(hide_password=False)
 
 
+@pytest.mark.live
+@pytest.mark.cluster
 def test_a_database_outage_longer_than_the_heartbeat_timeout_takes_no_run_from_a_live_worker(
     postgres_and_redis: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -105,6 +107,8 @@ def libfaketime() -> str:
     return found[0]
 
 
+@pytest.mark.live
+@pytest.mark.cluster
 def test_a_worker_whose_clock_is_behind_stays_visible_and_keeps_its_run(
     postgres_and_redis: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -156,6 +160,7 @@ def restarted(settings: Settings) -> Iterator[tuple[TestClient, int]]:
         yield after, run_id
 
 
+@pytest.mark.live
 def test_a_run_whose_worker_pid_was_reused_is_recovered(
     restarted: tuple[TestClient, int],
 ) -> None:

@@ -23,6 +23,8 @@ from scripts.live_server import LiveServer
 from tests.jobs.workers import all_workers_ready, assert_history_continuous, worker_pid_of
 from tests.polling import run_status, wait_ended, wait_for
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture
 def runner_settings(settings: Settings) -> Settings:

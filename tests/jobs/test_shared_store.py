@@ -19,6 +19,8 @@ from tests.jobs.test_liveness import celery_env
 from tests.polling import run_status, wait_ended
 from tests.services_needed import fresh_postgres_database, fresh_redis_database
 
+pytestmark = [pytest.mark.live, pytest.mark.cluster]
+
 REDIS_DATABASE = 15
 START_DEADLINE_S = 60  # a refusal comes before the pool starts: seconds, on a busy machine
 

@@ -20,6 +20,8 @@ from app.models import Run
 from tests.jobs.workers import all_workers_ready, assert_history_continuous, worker_pid_of
 from tests.polling import run_status, wait_ended, wait_for
 
+pytestmark = pytest.mark.live
+
 # About two to four seconds an epoch for one worker thread on these machines: longer than the
 # heartbeat timeout below.
 SLOW = {"architecture": "mlp", "hidden_layers": [768] * 6, "checkpoint_every": 1000}

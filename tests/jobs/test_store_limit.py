@@ -43,6 +43,7 @@ def tight_store(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.mark.live
 def test_a_run_meeting_the_limit_thins_its_older_checkpoints(
     tight_store: TestClient, settings: Settings
 ) -> None:

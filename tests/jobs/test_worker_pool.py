@@ -21,6 +21,8 @@ from tests.jobs.test_liveness import celery_env
 from tests.polling import wait_ended, wait_for
 from tests.services_needed import fresh_postgres_database, fresh_redis_database
 
+pytestmark = [pytest.mark.live, pytest.mark.cluster]
+
 REDIS_DATABASE = 14
 SLOW_START_S = 8.0  # twice Celery's default worker_proc_alive_timeout
 

@@ -34,6 +34,7 @@ def claim_all(database_url: str, worker_id: str, out: multiprocessing.Queue) -> 
     out.put((worker_id, claimed))
 
 
+@pytest.mark.live
 def test_concurrent_claimers_never_take_the_same_run(
     client: TestClient, settings: Settings
 ) -> None:

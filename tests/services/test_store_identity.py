@@ -242,6 +242,7 @@ def migrate(settings: Settings, store: Path) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.live
 def test_migrate_twice_on_one_store_then_refuses_another(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -258,6 +259,7 @@ def test_migrate_twice_on_one_store_then_refuses_another(
     assert "Traceback" not in refused.stderr
 
 
+@pytest.mark.live
 def test_the_server_refuses_to_start_on_another_store_and_says_what_to_fix(
     settings: Settings, tmp_path: Path
 ) -> None:
