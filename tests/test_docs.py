@@ -1,15 +1,23 @@
-"""The Markdown pages say what the code does: the pinned versions SECURITY.md names are the lock
-file's."""
+"""The Markdown pages say what the code does: the settings table is `Settings`, the pinned
+versions are the lock file's, and the README keeps the two commands CI runs."""
 
 from __future__ import annotations
 
 import re
+import shlex
+from typing import Any
 
+import pytest
 from packaging.version import Version
+from pydantic import TypeAdapter
 
-from app.core.config import PROJECT_ROOT
+from app.core.config import PROJECT_ROOT, Settings
 
+README = PROJECT_ROOT / "README.md"
+DOCS = PROJECT_ROOT / "docs"
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+# A documented default that stands for no value.
+UNSET = "unset"
 
 
 def _rows(text: str, first_cell: str) -> list[list[str]]:
@@ -20,6 +28,35 @@ def _rows(text: str, first_cell: str) -> list[list[str]]:
         if line.startswith("|") and cells[0].startswith(first_cell):
             rows.append(cells)
     return rows
+
+
+def documented_settings() -> dict[str, str]:
+    """docs/configuration.md's table: `PC_NAME` -> its default cell."""
+    text = (DOCS / "configuration.md").read_text()
+    return {cells[0].strip("`"): cells[1] for cells in _rows(text, "`PC_")}
+
+
+def test_the_configuration_page_lists_exactly_the_settings() -> None:
+    fields = {f"PC_{name.upper()}" for name in Settings.model_fields}
+    documented = documented_settings()
+    assert sorted(documented) == sorted(fields)
+    assert len(_rows((DOCS / "configuration.md").read_text(), "`PC_")) == len(documented)
+
+
+@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+def test_each_documented_default_is_the_settings_default(name: str) -> None:
+    field = Settings.model_fields[name]
+    cell = documented_settings()[f"PC_{name.upper()}"]
+    if cell == UNSET:
+        assert field.default in (None, "", []), f"PC_{name.upper()} has a default: {field.default}"
+        return
+    literal = re.match(r"`([^`]*)`", cell)
+    assert literal is not None, f"PC_{name.upper()}: the default {cell!r} is not `a value`"
+    # Paths beside the code are written from <repo>, the repository's root.
+    value = literal.group(1).replace("<repo>", str(PROJECT_ROOT))
+    assert field.annotation is not None
+    documented: Any = TypeAdapter(field.annotation).validate_python(value)
+    assert documented == field.default, f"PC_{name.upper()}: {cell} is not {field.default!r}"
 
 
 def _pinned() -> dict[str, Version]:
@@ -41,3 +78,29 @@ def test_the_security_page_names_the_pinned_versions_past_each_advisory() -> Non
     assert prose
     for package, version in prose:
         assert Version(version) == pinned[package], (package, version)
+
+
+def test_the_readme_says_the_two_commands_ci_and_the_makefile_run() -> None:
+    readme = README.read_text()
+    quick_start = readme[readme.index("## Quick start") :]
+    block = re.search(r"```sh\n(.*?)```", quick_start, re.S)
+    assert block is not None
+    commands = [shlex.split(line, comments=True) for line in block.group(1).splitlines()]
+    assert commands == [["make", "serve"], ["make", "test"]]
+    ci = [line for line in (PROJECT_ROOT / ".ci" / "run").read_text().splitlines() if line]
+    assert ci[-1] == "make test"
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert re.search(r"^serve: ", makefile, re.M)
+    assert re.search(r"^test: ", makefile, re.M)
+    assert "http://127.0.0.1:8000/ for the dashboard" in readme
+    assert "http://127.0.0.1:8000/docs for the Swagger UI" in readme
+
+
+def test_the_readme_is_a_five_minute_read() -> None:
+    assert len(README.read_text().splitlines()) <= 200
+
+
+def test_the_benchmark_page_says_how_to_run_the_suite() -> None:
+    page = (PROJECT_ROOT / "bench" / "README.md").read_text()
+    assert "make bench" in page
+    assert ".venv/bin/python -m bench --only" in page
