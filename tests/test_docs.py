@@ -1,10 +1,12 @@
 """The Markdown pages say what the code does: the settings table is `Settings`, the pinned
-versions are the lock file's, and the README keeps the two commands CI runs."""
+versions are the lock file's, every relative link leads to a file, and the README keeps the two
+commands CI runs."""
 
 from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,10 @@ from app.core.config import PROJECT_ROOT, Settings
 
 README = PROJECT_ROOT / "README.md"
 DOCS = PROJECT_ROOT / "docs"
+PAGES = sorted(
+    [README, PROJECT_ROOT / "SECURITY.md", PROJECT_ROOT / "bench" / "README.md", *DOCS.glob("*.md")]
+)
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 # A documented default that stands for no value.
 UNSET = "unset"
@@ -78,6 +84,30 @@ def test_the_security_page_names_the_pinned_versions_past_each_advisory() -> Non
     assert prose
     for package, version in prose:
         assert Version(version) == pinned[package], (package, version)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(PROJECT_ROOT)))
+def test_every_relative_link_leads_to_a_file(page: Path) -> None:
+    targets = LINK.findall(CODE.sub("", page.read_text()))
+    for target in targets:
+        if re.match(r"[a-z]+:", target):
+            continue  # http:, https:, mailto:
+        assert "#" not in target, f"{target}: link to the page, not an anchor in it"
+        resolved = (page.parent / target).resolve()
+        assert resolved.is_relative_to(PROJECT_ROOT), f"{target} leaves the repository"
+        assert resolved.exists(), f"{page.name} links to {target}, which does not exist"
+
+
+def test_the_readme_links_every_page_of_docs() -> None:
+    linked = {
+        (PROJECT_ROOT / target).resolve()
+        for target in LINK.findall(README.read_text())
+        if not re.match(r"[a-z]+:", target)
+    }
+    for page in DOCS.glob("*.md"):
+        assert page.resolve() in linked, f"README.md does not link {page.name}"
+    assert (PROJECT_ROOT / "SECURITY.md").resolve() in linked
+    assert (PROJECT_ROOT / "bench" / "README.md").resolve() in linked
 
 
 def test_the_readme_says_the_two_commands_ci_and_the_makefile_run() -> None:
