@@ -1,5 +1,5 @@
 # The two commands of the README: `make serve` and `make test`. Both create .venv/ on first use.
-# `make bench` runs the benchmark suite (README, Benchmarks).
+# `make bench` runs the benchmark suite (bench/README.md).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin

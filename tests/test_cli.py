@@ -102,7 +102,7 @@ def test_cli_refuses_bad_input_with_a_message(tmp_path: Path) -> None:
     assert "invalid choice" in result.stderr
 
 
-def test_pictures_go_to_the_current_folder_under_the_readmes_names(tmp_path: Path) -> None:
+def test_pictures_go_to_the_current_folder_under_the_docs_names(tmp_path: Path) -> None:
     csv = str(PROJECT_ROOT / "data" / "curve.csv")
     trained = cli("train", csv, "simple", "--epochs", "50", "--seed", "1", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
@@ -110,9 +110,9 @@ def test_pictures_go_to_the_current_folder_under_the_readmes_names(tmp_path: Pat
     assert dumped.returncode == 0, dumped.stderr
     names = sorted(path.name for path in tmp_path.iterdir())
     assert names == ["curve-points.png", "curve-simple-boundary.png"]
-    readme = (PROJECT_ROOT / "README.md").read_text()
+    page = (PROJECT_ROOT / "docs" / "cli.md").read_text()
     for name in names:
-        assert name in readme
+        assert name in page
         # Run from the repository root, they are git-ignored.
         ignored = subprocess.run(["git", "check-ignore", "-q", name], cwd=PROJECT_ROOT, check=False)
         assert ignored.returncode == 0, f"{name} is not git-ignored"

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.live
 
 
 def test_kill_loop_loses_nothing(tmp_path: Path) -> None:
-    # The README's figures come from `python -m scripts.kill_loop --kills 10`; two here.
+    # docs/robustness.md's figures come from `python -m scripts.kill_loop --kills 10`; two here.
     report = kill_loop.run_loop(kills=2, seed=7, folder=tmp_path, finish_timeout=300)
     assert report.kills == 2
     assert report.checks > 50

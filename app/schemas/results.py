@@ -72,8 +72,8 @@ class ExportPublic(BaseModel):
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        # Run 1 is the first run started (the README's walk-through and the Swagger UI's
-        # POST /runs example); the two points lie on either side of curve's boundary.
+        # Run 1 is the first run started (the README's first taste, docs/walkthrough.md and the
+        # Swagger UI's POST /runs example); the two points lie on either side of curve's boundary.
         json_schema_extra={
             "examples": [{"run_id": 1, "points": [[0.2, 0.9], [0.8, 0.1]], "epoch": None}]
         },

@@ -1,5 +1,5 @@
 """GET /runs/{id}/export: ONNX files that onnxruntime runs to /predict's answers (without
-PyTorch), and JSON weights that NumPy runs, as the README shows."""
+PyTorch), and JSON weights that NumPy runs, as docs/operations.md shows."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from app.ml.checkpoints import export_relpath
 from app.services.storage import sweep_models_store
 from tests.polling import wait_ended
 
-README = (PROJECT_ROOT / "README.md").read_text()
+OPERATIONS = (PROJECT_ROOT / "docs" / "operations.md").read_text()
 # Every network a run can have: the tutorial's two, and an mlp with each activation.
 NETWORKS: dict[str, dict[str, Any]] = {
     "simple": {"architecture": "simple"},
@@ -155,7 +155,7 @@ def test_refusals(trained: tuple[TestClient, dict[str, int]], client: TestClient
 
 @pytest.mark.live
 @pytest.mark.parametrize("network", ["complex", "mlp-gelu", "mlp-none", "simple"])
-def test_json_weights_run_in_numpy_as_the_readme_shows(
+def test_json_weights_run_in_numpy_as_the_docs_show(
     trained: tuple[TestClient, dict[str, int]], network: str
 ) -> None:
     client, ids = trained
@@ -167,8 +167,8 @@ def test_json_weights_run_in_numpy_as_the_readme_shows(
     assert [np.shape(layer["weight"]) for layer in model["layers"]] == list(
         zip(widths[1:], widths[:-1], strict=True)
     )
-    snippet = re.search(r"```python\n(import json\n.*?)```", README, re.S)
-    assert snippet is not None, "the README's NumPy example is missing"
+    snippet = re.search(r"```python\n(import json\n.*?)```", OPERATIONS, re.S)
+    assert snippet is not None, "docs/operations.md's NumPy example is missing"
     names: dict[str, Any] = {}
     exec(snippet.group(1), names)
     points = thousand_points()
@@ -178,15 +178,15 @@ def test_json_weights_run_in_numpy_as_the_readme_shows(
 
 
 @pytest.mark.live
-def test_the_readmes_onnx_example_runs_without_pytorch(
+def test_the_docs_onnx_example_runs_without_pytorch(
     trained: tuple[TestClient, dict[str, int]], tmp_path: Path
 ) -> None:
     client, ids = trained
     (tmp_path / "run-1.onnx").write_bytes(client.get(f"/runs/{ids['complex']}/export").content)
     example = re.search(
-        r'python -c "\n(import numpy as np, onnxruntime as ort\n.*?)"\n', README, re.S
+        r'python -c "\n(import numpy as np, onnxruntime as ort\n.*?)"\n', OPERATIONS, re.S
     )
-    assert example is not None, "the README's onnxruntime example is missing"
+    assert example is not None, "docs/operations.md's onnxruntime example is missing"
     blocked = "import sys; sys.modules['torch'] = None\n"  # any import of torch now fails
     done = subprocess.run(
         [sys.executable, "-c", blocked + example.group(1)],

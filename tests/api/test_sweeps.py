@@ -168,12 +168,12 @@ def test_ended_runs_get_verdicts_and_the_csv_lists_them(runner_client: TestClien
     wait_for(lambda: client.get("/sweeps").json()["data"][0]["counts"]["succeeded"] == 2, 10)
 
 
-def test_the_readmes_sweep_and_the_schemas_example_are_accepted(client: TestClient) -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
+def test_the_docs_sweep_and_the_schemas_example_are_accepted(client: TestClient) -> None:
+    page = (PROJECT_ROOT / "docs" / "sweeps.md").read_text()
     found = re.search(
-        r"-d '(\{\n  \"dataset\": \"curve\", \"name\": \"exercise\".*?)'\n", readme, re.S
+        r"-d '(\{\n  \"dataset\": \"curve\", \"name\": \"exercise\".*?)'\n", page, re.S
     )
-    assert found is not None, "the README's sweep example is missing"
+    assert found is not None, "docs/sweeps.md's sweep example is missing"
     response = client.post(
         "/sweeps", content=found.group(1), headers={"content-type": "application/json"}
     )
