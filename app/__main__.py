@@ -37,7 +37,9 @@ def serve(_args: argparse.Namespace) -> None:
 def worker(args: argparse.Namespace) -> None:
     # Settings reach the worker's processes through the environment, as every PC_* does.
     os.environ["PC_WORKER_QUEUES"] = args.queues
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.concurrency)
+    # One torch thread a run unless asked: these networks gain nothing from more, and workers
+    # that share cores with threads of their own slow each other down many times over.
+    threads = args.threads or 1
     os.environ["PC_WORKER_THREADS"] = str(threads)
     get_settings.cache_clear()
     from app.jobs.celery_app import app  # imported only here: serving needs no Celery
@@ -82,9 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="serve the API (the default)").set_defaults(handler=serve)
     work = commands.add_parser("worker", help="a Celery worker that trains runs")
     work.add_argument("--concurrency", type=int, default=1, help="runs trained at once")
-    work.add_argument(
-        "--threads", type=int, default=0, help="torch threads per run; default: cores / concurrency"
-    )
+    work.add_argument("--threads", type=int, default=0, help="torch threads per run (default 1)")
     work.add_argument(
         "--queues",
         default=get_settings().default_queue.value,
