@@ -11,7 +11,8 @@ from app.schemas.types import Integer
 from app.vocabulary import MAX_ID, DatasetSource, PointsRule
 
 # Names are short slugs that start with a letter, so they never look like ids or paths.
-NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+NAME_MAX_CHARS = 64
+NAME_PATTERN = rf"^[A-Za-z][A-Za-z0-9_-]{{0,{NAME_MAX_CHARS - 1}}}$"
 NAME_RULE = "1 to 64 letters, digits, '-' or '_', starting with a letter"
 
 DATASET_IN_USE_EXAMPLE = "dataset 'moons' is used by 2 run(s); delete those runs first"

@@ -139,13 +139,52 @@ def test_upload_over_size_limit_is_413_and_stores_nothing(settings: Settings) ->
         assert status == 201
 
 
-def test_name_already_taken_is_409(client: TestClient) -> None:
+def test_a_given_name_already_taken_is_409_saying_how_to_name_it(client: TestClient) -> None:
     assert upload(client, GOOD_ROWS, name="taken")[0] == 201
+    before = dataset_count(client)
     status, body = upload(client, GOOD_ROWS, name="taken")
     assert status == 409
-    assert "'taken' already exists" in body["detail"]
-    status, body = upload(client, GOOD_ROWS, filename="curve.csv")
+    assert body["detail"] == (
+        "a dataset named 'taken' exists; give another name in the form field `name`, "
+        "e.g. `name=taken-2`"
+    )
+    assert upload(client, GOOD_ROWS, name="curve-2")[0] == 201
+    status, body = upload(client, GOOD_ROWS, name="curve")
     assert status == 409
+    assert body["detail"].endswith("e.g. `name=curve-3`")  # the example is a free name
+    response = client.post("/datasets/generate", json={"kind": "xor", "name": "taken"})
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        'a dataset named \'taken\' exists; give another name in the body, e.g. `"name": "taken-2"`'
+    )
+    assert dataset_count(client) == before + 1
+
+
+def test_the_tutorials_own_file_uploaded_without_a_name_gets_a_free_name(
+    client: TestClient,
+) -> None:
+    # The built-in `curve` holds the name the file's would give.
+    original = (PROJECT_ROOT / "data" / "curve.csv").read_bytes()
+    names = [upload(client, original, filename="curve.csv")[1]["name"] for _ in range(3)]
+    assert names == ["curve-2", "curve-3", "curve-4"]
+    assert client.get("/datasets/curve-3").json()["sha256"] == hashlib.sha256(original).hexdigest()
+    assert client.get("/datasets/curve").json()["source"] == "builtin"
+
+
+def test_a_free_name_made_from_a_long_file_name_stays_within_64_characters(
+    client: TestClient,
+) -> None:
+    long = "a" * 64
+    assert upload(client, GOOD_ROWS, filename=f"{long}.csv")[1]["name"] == long
+    status, body = upload(client, GOOD_ROWS, filename=f"{long}.csv")
+    assert status == 201, body
+    assert body["name"] == "a" * 62 + "-2"
+    # A file name with `_` or `%` finds its own free name: they are not LIKE wildcards here.
+    assert upload(client, GOOD_ROWS, filename="a_b.csv")[1]["name"] == "a_b"
+    assert upload(client, GOOD_ROWS, filename="a_b.csv")[1]["name"] == "a_b-2"
+    assert upload(client, GOOD_ROWS, filename="axb-2.csv")[1]["name"] == "axb-2"
+    assert upload(client, GOOD_ROWS, filename="axb.csv")[1]["name"] == "axb"
+    assert upload(client, GOOD_ROWS, filename="axb.csv")[1]["name"] == "axb-3"
 
 
 @pytest.mark.parametrize(
