@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.auth import require_api_key
 from app.api.body_limit import BodySizeLimitMiddleware
+from app.api.json_body import require_json_body
 from app.api.metrics import install_metrics
 from app.api.openapi import install_openapi
 from app.api.origin_guard import OriginGuardMiddleware
@@ -177,8 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (datasets, architectures, runs, results, exports, predict, sweeps):
         app.include_router(
             module.router,
-            dependencies=[Depends(require_api_key)],
-            responses=errors(400, 401, 413, 503),
+            dependencies=[Depends(require_api_key), Depends(require_json_body)],
+            responses=errors(400, 401, 413, 415, 503),
         )
     return app
 

@@ -47,6 +47,10 @@ class InvalidInput(ServiceError):
     status_code = 422
 
 
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+
+
 class DatabaseUnusable(RuntimeError):
     """The database named by PC_DATABASE_URL cannot be opened or written at start-up."""
 
