@@ -20,16 +20,14 @@ from app.ml.points_csv import PointsFormatError, format_points_csv, parse_points
 from app.models import Dataset, Run
 from app.schemas.datasets import (
     NAME_MAX_CHARS,
-    NAME_PATTERN,
-    NAME_RULE,
+    NAME_RE,
     DatasetGenerate,
     DatasetPublic,
     PointsPreview,
     PointsRecipe,
+    name_refusal,
 )
 from app.vocabulary import DatasetSource, PointsRule
-
-_NAME_RE = re.compile(NAME_PATTERN)
 
 
 def name_from_filename(filename: str | None) -> str:
@@ -80,8 +78,8 @@ def _name_taken(name: str, rename: str, free: str) -> Conflict:
 
 
 def validate_name(name: str) -> str:
-    if not _NAME_RE.fullmatch(name):
-        raise InvalidInput(f"name {name!r} is not allowed: use {NAME_RULE}")
+    if not NAME_RE.fullmatch(name):
+        raise InvalidInput(name_refusal(name))
     return name
 
 

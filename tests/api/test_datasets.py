@@ -200,6 +200,31 @@ def test_upload_rejects_names_that_are_not_slugs(client: TestClient, name: str) 
     assert dataset_count(client) == before
 
 
+NAME_REFUSED = (
+    "name {!r} is not allowed: use 1 to 64 ASCII letters, digits, '-' or '_', starting with a "
+    "letter (no spaces), e.g. 'my-curve'"
+)
+
+
+@pytest.mark.parametrize("name", ["my curve", "曲線", "1234", "x" * 65, "-x"])
+def test_a_refused_name_says_which_characters_are_allowed_with_an_example(
+    client: TestClient, name: str
+) -> None:
+    before = dataset_count(client)
+    uploaded = client.post(
+        "/datasets", files={"file": ("p.csv", GOOD_ROWS.encode())}, data={"name": name}
+    )
+    generated = client.post("/datasets/generate", json={"kind": "xor", "name": name})
+    swept = client.post("/sweeps", json={"grid": {"seed": [1, 2]}, "name": name})
+    for response in (uploaded, generated, swept):
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "name"]
+        assert error["msg"] == NAME_REFUSED.format(name)
+    assert dataset_count(client) == before
+    assert client.get("/sweeps").json()["count"] == 0
+
+
 @pytest.mark.parametrize(
     ("filename", "expected"),
     [

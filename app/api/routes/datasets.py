@@ -13,12 +13,12 @@ from app.ml.points_csv import format_points_csv
 from app.schemas.datasets import (
     DATASET_IN_USE_EXAMPLE,
     GENERATE_EXAMPLES,
-    NAME_PATTERN,
     NAME_RULE,
     PREVIEW_EXAMPLES,
     DatasetGenerate,
     DatasetPublic,
     DatasetsPublic,
+    Name,
     PointsPreview,
     PointsPublic,
     PointsRecipe,
@@ -69,9 +69,8 @@ def upload_dataset(
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="CSV rows x,y,label (optional header line)")],
     name: Annotated[
-        str | None,
+        Name | None,
         Form(
-            pattern=NAME_PATTERN,
             description=f"{NAME_RULE}; defaults to the file's name (made free with `-2`, `-3`, "
             "... when a dataset has it)",
         ),
