@@ -97,6 +97,17 @@ def test_bounds_and_class_counts_describe_the_points(client: TestClient) -> None
         ("\n\n  \n", "the file has no data rows"),
         ("x,y,label\n", "the file has no data rows"),
         ("0.1,0.2,1\n0.3,0.4,1\n", "all 2 points have label 1; a dataset needs both labels"),
+        (
+            "0,1;0,2;0\n0,3;0,4;1\n",
+            "row 1, column y: '1;0' is not a number; the row looks like values separated by "
+            "semicolons (;) with decimal commas (0,5): the tutorial's format is comma-separated "
+            "with a dot as decimal point, e.g. 0.5,0.3,1",
+        ),
+        (
+            "0.1\t0.2\t0\n",
+            "row 1: expected 3 columns (x,y,label), found 1; the row looks like values separated "
+            "by tabs: the tutorial's format is comma-separated",
+        ),
     ],
 )
 def test_upload_rejects_bad_rows_with_row_number(
