@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.auth import require_api_key
 from app.api.body_limit import BodySizeLimitMiddleware
+from app.api.errors import install_error_handlers
 from app.api.json_body import require_json_body
 from app.api.metrics import install_metrics
 from app.api.openapi import install_openapi
@@ -37,7 +38,7 @@ from app.api.routes import (
 )
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory, session_scope
-from app.core.errors import DatabaseUnusable, install_error_handlers
+from app.core.errors import DatabaseUnusable
 from app.core.migrate import ensure_sqlite_folder, migration_lock, upgrade_to_head
 from app.jobs.runner import EmbeddedRunner, Runner
 from app.services.datasets import register_builtin_datasets
