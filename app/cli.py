@@ -69,7 +69,17 @@ def _read_points(path: str) -> Points:
         raise SystemExit(f"error: {path}: {exc}") from None
 
 
+def _set_threads(asked: int | None) -> None:
+    """One torch thread unless asked for more, as each of the service's workers trains: torch's
+    default, a thread per core, gains nothing on a few hundred points, and on a machine whose
+    cores are busy its threads wait on each other at every step."""
+    torch.set_num_threads(asked or 1)
+    hint = "" if asked else " (--threads N for more)"
+    print(f"threads: {torch.get_num_threads()}{hint}", file=sys.stderr)
+
+
 def _train(args: argparse.Namespace) -> None:
+    _set_threads(args.threads)
     points = _read_points(args.csv)
     hidden = [int(w) for w in args.hidden_layers.split(",")] if args.hidden_layers else None
     try:
@@ -78,8 +88,6 @@ def _train(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {exc}") from None
     seed = args.seed if args.seed is not None else secrets.randbelow(MAX_ID + 1)
     print(f"seed: {seed}", file=sys.stderr)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     config = TrainConfig(
         network=spec,
         epochs=args.epochs,
@@ -143,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--activation", choices=list(Activation), default=None, help="mlp only")
     train_cmd.add_argument("--seed", type=int, default=None, help="default: drawn and printed")
     train_cmd.add_argument("--log-every", type=int, default=TUTORIAL_LOG_EVERY)
-    train_cmd.add_argument("--threads", type=int, default=None, help="torch threads")
+    train_cmd.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: 1, as each service worker uses)",
+    )
     train_cmd.add_argument(
         "--style",
         choices=["tutorial", "field"],
@@ -164,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if getattr(args, "epochs", 1) < 1 or getattr(args, "log_every", 1) < 1:
         raise SystemExit("error: --epochs and --log-every must be at least 1")
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        raise SystemExit("error: --threads must be at least 1")
     args.handler(args)
 
 

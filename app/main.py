@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.auth import require_api_key
 from app.api.body_limit import BodySizeLimitMiddleware
+from app.api.errors import install_error_handlers
+from app.api.json_body import require_json_body
 from app.api.metrics import install_metrics
 from app.api.openapi import install_openapi
 from app.api.origin_guard import OriginGuardMiddleware
@@ -36,7 +38,7 @@ from app.api.routes import (
 )
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_session_factory, session_scope
-from app.core.errors import DatabaseUnusable, install_error_handlers
+from app.core.errors import DatabaseUnusable
 from app.core.migrate import ensure_sqlite_folder, migration_lock, upgrade_to_head
 from app.jobs.runner import EmbeddedRunner, Runner
 from app.services.datasets import register_builtin_datasets
@@ -177,8 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (datasets, architectures, runs, results, exports, predict, sweeps):
         app.include_router(
             module.router,
-            dependencies=[Depends(require_api_key)],
-            responses=errors(400, 401, 413, 503),
+            dependencies=[Depends(require_api_key), Depends(require_json_body)],
+            responses=errors(400, 401, 413, 415, 503),
         )
     return app
 

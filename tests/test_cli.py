@@ -52,6 +52,24 @@ def test_train_prints_exactly_the_tutorial_lines_and_saves_the_boundary(tmp_path
     assert decode_png(output.read_bytes()).size == (600, 640)
 
 
+def test_train_uses_one_torch_thread_unless_threads_asks_for_more(tmp_path: Path) -> None:
+    # torch's default is a thread per core, which on 200 points only contends: the CLI trains
+    # as a service worker does, and says on standard error what torch was given.
+    args = ("train", "data/curve.csv", "simple", "--epochs", "3", "-o", str(tmp_path / "b.png"))
+    default = cli(*args)
+    assert default.returncode == 0, default.stderr
+    assert default.stderr.splitlines()[0] == "threads: 1 (--threads N for more)"
+    assert TUTORIAL_LINE.match(default.stdout.splitlines()[0])  # stdout keeps the tutorial's
+    more = cli(*args, "--threads", "2")
+    assert more.returncode == 0, more.stderr
+    assert more.stderr.splitlines()[0] == "threads: 2"
+    refused = cli(*args, "--threads", "0")
+    assert refused.returncode != 0
+    assert "--threads must be at least 1" in refused.stderr
+    help_text = cli("train", "--help").stdout
+    assert "default: 1" in " ".join(help_text.split())
+
+
 def test_train_field_style_and_mlp_flags(tmp_path: Path) -> None:
     output = tmp_path / "field.png"
     result = cli(

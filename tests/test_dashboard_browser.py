@@ -126,7 +126,7 @@ def test_upload_by_picker_and_by_drop_and_see_the_services_message(
     page.get_by_role("button", name="Upload").click()
     expect(page.locator("#upload-error")).to_have_text(refused.json()["detail"])
     upload(page, CURVE_CSV, "picked")  # a name taken: the 409's message
-    expect(page.locator("#upload-error")).to_contain_text("already exists")
+    expect(page.locator("#upload-error")).to_contain_text("a dataset named 'picked' exists")
     screenshot(page, "datasets-upload-error")
 
 
@@ -147,9 +147,7 @@ def test_generate_with_a_preview(server: LiveServer, page: Page, http: httpx.Cli
     stored = http.get("/datasets/spiral-300").json()
     assert stored["params"] == {"kind": "spiral", "n": 300, "noise": 0.02, "seed": 1}
     page.get_by_role("button", name="Create dataset").click()  # the same name again
-    expect(page.locator("#generate-error")).to_contain_text(
-        "a dataset named 'spiral-300' already exists"
-    )
+    expect(page.locator("#generate-error")).to_contain_text("a dataset named 'spiral-300' exists")
     screenshot(page, "datasets")
 
 

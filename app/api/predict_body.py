@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from app.core.errors import short_errors
+from app.api.errors import short_errors
 from app.schemas.results import PredictRequest
 
 # Bodies larger than this go to the validating process.

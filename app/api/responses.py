@@ -22,6 +22,7 @@ ERROR_DESCRIPTIONS = {
     404: "not found",
     409: "conflicts with the current state",
     413: "request body too large",
+    415: "a JSON body not sent as JSON; the detail says how to send it",
     422: "invalid input; the detail names the field or row",
     503: "temporarily unavailable; retry",
 }
@@ -34,6 +35,9 @@ ERROR_EXAMPLES: dict[int, Any] = {
     404: "no run with id 7",
     409: "run 7 has no checkpoint yet; try again once it has trained",
     413: "request body is larger than the 65536 bytes accepted here (this route's parameters)",
+    415: "the body must be JSON sent with `Content-Type: application/json` (curl: -H "
+    "'Content-Type: application/json'); this request sent Content-Type: "
+    "application/x-www-form-urlencoded",
     422: [
         {
             "type": "less_than_equal",

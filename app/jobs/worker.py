@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import time
 from multiprocessing.synchronize import Event as EventType
 
@@ -43,6 +44,17 @@ def worker_main(settings: Settings, parent_pid: int, threads: int, ready: EventT
     reaches the whole process group, so SIGINT is ignored here and the server decides when its
     workers stop.
     """
+    _work(settings, parent_pid, threads, ready)
+    # Everything is handed back, closed and logged. What is left is the interpreter's teardown
+    # of torch and its thousands of modules, which nothing needs and which takes seconds on a
+    # busy machine, while the server's Ctrl+C waits for its workers. A forked multiprocessing
+    # child ends this way too.
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
+
+
+def _work(settings: Settings, parent_pid: int, threads: int, ready: EventType) -> None:
     # What this process logs (a run handed back at shutdown) reaches the server's terminal, in
     # uvicorn's format.
     handler = logging.StreamHandler()
@@ -91,3 +103,4 @@ def worker_main(settings: Settings, parent_pid: int, threads: int, ready: EventT
                 presence.training(None)
     finally:
         engine.dispose()
+    log.info("worker %s stopped", worker_id)

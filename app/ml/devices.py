@@ -7,6 +7,7 @@ import re
 import torch
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d{1,2})$"
+DEVICE_RULE = "auto, cpu, cuda or cuda:N (N: a CUDA device's index)"
 
 
 class DeviceUnavailable(ValueError):
@@ -29,12 +30,19 @@ def training_device_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
+def device_refusal(requested: str) -> str:
+    """What a device that is not one of DEVICE_PATTERN's is told: what is accepted, and what
+    this machine has."""
+    return (
+        f"device {requested!r} is not one of {DEVICE_RULE}; this server has "
+        f"{', '.join(available_devices())}"
+    )
+
+
 def resolve_device(requested: str) -> torch.device:
     """`auto` picks CUDA when present; asking for a device that is not there is an error."""
     if not re.fullmatch(DEVICE_PATTERN, requested):
-        raise DeviceUnavailable(
-            f"device {requested!r} is not understood; use auto, cpu, cuda or cuda:N"
-        )
+        raise DeviceUnavailable(device_refusal(requested))
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if requested == "auto":
         return torch.device("cuda:0" if count else "cpu")

@@ -1,7 +1,9 @@
 """The tutorial's CSV format: no header, `x,y,label` rows, floats like `6.938e-01`.
 
 Reading also accepts a first line `x,y,label`, a UTF-8 byte-order mark, CRLF line ends and blank
-lines; every refusal names the 1-based line it is about.
+lines; every refusal names the 1-based line it is about, and says so when the row looks written
+in another common dialect (semicolons and decimal commas from a spreadsheet, tabs, the spaces
+of numpy.savetxt's default).
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ import numpy as np
 from app.ml.datagen import Points
 
 HEADER = ("x", "y", "label")
+TUTORIAL_FORMAT = (
+    "the tutorial's format is comma-separated with a dot as decimal point, e.g. 0.5,0.3,1"
+)
+# Other separators a file of points is often written with; None splits on runs of whitespace.
+OTHER_SEPARATORS: tuple[tuple[str | None, str], ...] = (
+    (";", "semicolons (;)"),
+    ("\t", "tabs"),
+    (None, "spaces"),
+)
 
 
 class PointsFormatError(ValueError):
@@ -30,6 +41,42 @@ def _number(text: str, row: int, column: str) -> float:
             f"row {row}, column {column}: {text.strip()!r} is not a finite number"
         )
     return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _dialect_hint(line: str) -> str:
+    """`; the row looks like ...: <the tutorial's format>` when another separator splits the
+    row into three numbers (a decimal comma taken for a point) or the header's three words,
+    else nothing: a guess is only offered where it fits the whole row."""
+    for separator, name in OTHER_SEPARATORS:
+        values = [value.strip() for value in line.strip().split(separator)]
+        numbers = all(_is_number(value.replace(",", ".", 1)) for value in values)
+        if len(values) == 3 and (numbers or tuple(map(str.lower, values)) == HEADER):
+            found = f"values separated by {name}"
+            if any("," in value for value in values):
+                found += " with decimal commas (0,5)"
+            return f"; the row looks like {found}: {TUTORIAL_FORMAT}"
+    return ""
+
+
+def _row(fields: list[str], row_number: int) -> tuple[float, float, float]:
+    if len(fields) != 3:
+        raise PointsFormatError(
+            f"row {row_number}: expected 3 columns (x,y,label), found {len(fields)}"
+        )
+    x = _number(fields[0], row_number, "x")
+    y = _number(fields[1], row_number, "y")
+    label = _number(fields[2], row_number, "label")
+    if label not in (0.0, 1.0):
+        raise PointsFormatError(f"row {row_number}, column label: {fields[2]!r} is not 0 or 1")
+    return x, y, label
 
 
 def parse_points_csv(data: bytes, max_points: int) -> Points:
@@ -53,20 +100,14 @@ def parse_points_csv(data: bytes, max_points: int) -> Points:
             header_allowed = False
             continue
         header_allowed = False
-        if len(fields) != 3:
-            raise PointsFormatError(
-                f"row {row_number}: expected 3 columns (x,y,label), found {len(fields)}"
-            )
         if len(rows) >= max_points:
             raise PointsFormatError(
                 f"row {row_number}: too many points; at most {max_points} rows are accepted"
             )
-        x = _number(fields[0], row_number, "x")
-        y = _number(fields[1], row_number, "y")
-        label = _number(fields[2], row_number, "label")
-        if label not in (0.0, 1.0):
-            raise PointsFormatError(f"row {row_number}, column label: {fields[2]!r} is not 0 or 1")
-        rows.append((x, y, label))
+        try:
+            rows.append(_row(fields, row_number))
+        except PointsFormatError as exc:
+            raise PointsFormatError(f"{exc}{_dialect_hint(line)}") from None
     if not rows:
         raise PointsFormatError("the file has no data rows; expected rows x,y,label")
     points = np.array(rows, dtype=np.float64)

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic_core import PydanticCustomError
 
 from app.schemas.types import Integer
 from app.vocabulary import MAX_ID, DatasetSource, PointsRule
 
 # Names are short slugs that start with a letter, so they never look like ids or paths.
-NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
-NAME_RULE = "1 to 64 letters, digits, '-' or '_', starting with a letter"
+NAME_MAX_CHARS = 64
+NAME_PATTERN = rf"^[A-Za-z][A-Za-z0-9_-]{{0,{NAME_MAX_CHARS - 1}}}$"
+NAME_RE = re.compile(NAME_PATTERN)
+NAME_RULE = (
+    f"1 to {NAME_MAX_CHARS} ASCII letters, digits, '-' or '_', starting with a letter "
+    "(no spaces), e.g. 'my-curve'"
+)
+
+
+def name_refusal(name: str) -> str:
+    return f"name {name!r} is not allowed: use {NAME_RULE}"
+
+
+def _refuse_bad_name(value: Any) -> Any:
+    # Before the pattern, whose own refusal shows only the regular expression.
+    if isinstance(value, str) and not NAME_RE.fullmatch(value):
+        raise PydanticCustomError("name_not_allowed", name_refusal(value))
+    return value
+
+
+# A dataset's or a sweep's name. The pattern stays in the schema for clients to read.
+Name = Annotated[str, Field(pattern=NAME_PATTERN), BeforeValidator(_refuse_bad_name)]
 
 DATASET_IN_USE_EXAMPLE = "dataset 'moons' is used by 2 run(s); delete those runs first"
 GENERATE_EXAMPLES: dict[str, Any] = {
@@ -87,7 +109,7 @@ class PointsRecipe(BaseModel):
 
 
 class DatasetGenerate(PointsRecipe):
-    name: str = Field(pattern=NAME_PATTERN, description=NAME_RULE)
+    name: Name = Field(description=NAME_RULE)
 
 
 class PointsPreview(BaseModel):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
 
 from app.ml.architectures import DEFAULT_MLP, MAX_HIDDEN_LAYERS, MAX_WIDTH
-from app.ml.devices import DEVICE_PATTERN
+from app.ml.devices import DEVICE_PATTERN, DEVICE_RULE, device_refusal
 from app.schemas.types import Integer, Number, json_number
 from app.vocabulary import (
     DEFAULT_CHECKPOINT_EVERY,
@@ -77,6 +79,13 @@ RESUME_EXAMPLES: dict[str, Any] = {
 }
 
 
+def _refuse_unknown_device(value: Any) -> Any:
+    # Before the pattern, whose own refusal shows only the regular expression.
+    if isinstance(value, str) and not re.fullmatch(DEVICE_PATTERN, value):
+        raise PydanticCustomError("device_unknown", device_refusal(value))
+    return value
+
+
 class _RunCreateBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -104,10 +113,11 @@ class _RunCreateBase(BaseModel):
     seed: Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(json_number)] | None = Field(
         default=None, description="null: one is drawn and stored"
     )
-    device: str = Field(
+    device: Annotated[
+        str, Field(pattern=DEVICE_PATTERN), BeforeValidator(_refuse_unknown_device)
+    ] = Field(
         default="auto",
-        pattern=DEVICE_PATTERN,
-        description="auto, cpu, cuda or cuda:N; the schema lists the devices this server has",
+        description=f"{DEVICE_RULE}; the schema lists the devices this server has",
     )
     validation_split: Number = Field(
         default=0.0, ge=0, le=0.5, description="fraction held out (at least one point when > 0)"

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.datasets import NAME_PATTERN
+from app.schemas.datasets import NAME_RULE, Name
 from app.schemas.runs import MlpRunCreate
 from app.vocabulary import RunStatus, Verdict
 
@@ -47,7 +47,7 @@ class SweepCreate(BaseModel):
         min_length=1,
         description="run parameter -> the values to try; every combination becomes a run",
     )
-    name: str | None = Field(default=None, pattern=NAME_PATTERN)
+    name: Name | None = Field(default=None, description=NAME_RULE)
 
 
 class SweepRunPublic(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -18,32 +19,67 @@ from app.ml.datagen import Points
 from app.ml.points_csv import PointsFormatError, format_points_csv, parse_points_csv
 from app.models import Dataset, Run
 from app.schemas.datasets import (
-    NAME_PATTERN,
-    NAME_RULE,
+    NAME_MAX_CHARS,
+    NAME_RE,
     DatasetGenerate,
     DatasetPublic,
     PointsPreview,
     PointsRecipe,
+    name_refusal,
 )
 from app.vocabulary import DatasetSource, PointsRule
-
-_NAME_RE = re.compile(NAME_PATTERN)
 
 
 def name_from_filename(filename: str | None) -> str:
     """A safe default name from an uploaded file's name: its stem, made a slug."""
     stem = Path((filename or "").replace("\\", "/")).name.rsplit(".", 1)[0]
-    slug = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:64]
+    slug = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:NAME_MAX_CHARS]
     if not slug:
         return "dataset"
     if not slug[0].isalpha():
-        slug = ("d-" + slug)[:64]
+        slug = ("d-" + slug)[:NAME_MAX_CHARS]
     return slug
 
 
+# The longest numbered suffix `free_name` can need (`-` and ten digits for MAX_ID).
+_SUFFIX_MAX_CHARS = 11
+
+
+def _numbered(name: str, number: int) -> str:
+    suffix = f"-{number}"
+    return name[: NAME_MAX_CHARS - len(suffix)] + suffix
+
+
+def free_name(session: Session, name: str) -> str:
+    """`name` if no dataset has it, else the first of `name-2`, `name-3`, ... that none has."""
+    # Every candidate starts with this prefix, so one query finds every name in the way.
+    prefix = name[: NAME_MAX_CHARS - _SUFFIX_MAX_CHARS]
+    taken = set(
+        session.scalars(
+            select(Dataset.name).where(Dataset.name.startswith(prefix, autoescape=True))
+        )
+    )
+    if name not in taken:
+        return name
+    return next(
+        candidate
+        for number in itertools.count(2)
+        if (candidate := _numbered(name, number)) not in taken
+    )
+
+
+# How a request gives a dataset's name, as the 409 for a taken name tells it to give another.
+UPLOAD_RENAME = "give another name in the form field `name`, e.g. `name={free}`"
+GENERATE_RENAME = 'give another name in the body, e.g. `"name": "{free}"`'
+
+
+def _name_taken(name: str, rename: str, free: str) -> Conflict:
+    return Conflict(f"a dataset named {name!r} exists; {rename.format(free=free)}")
+
+
 def validate_name(name: str) -> str:
-    if not _NAME_RE.fullmatch(name):
-        raise InvalidInput(f"name {name!r} is not allowed: use {NAME_RULE}")
+    if not NAME_RE.fullmatch(name):
+        raise InvalidInput(name_refusal(name))
     return name
 
 
@@ -82,9 +118,10 @@ def _add(
     points: Points,
     sha256: str,
     params: dict[str, Any] | None = None,
+    rename: str = UPLOAD_RENAME,
 ) -> Dataset:
     if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
-        raise Conflict(f"a dataset named {name!r} already exists; choose another name")
+        raise _name_taken(name, rename, free_name(session, name))
     ones = int(points[:, 2].sum())
     dataset = Dataset(
         name=name,
@@ -104,15 +141,21 @@ def _add(
     try:
         session.flush()
     except IntegrityError:
-        # Another request took the name between the check and the insert.
-        raise Conflict(f"a dataset named {name!r} already exists; choose another name") from None
+        # Another request took the name between the check and the insert; the failed flush
+        # leaves the session unusable for a query of a free name.
+        raise _name_taken(name, rename, _numbered(name, 2)) from None
     return dataset
 
 
 def upload_dataset(
     session: Session, data: bytes, *, filename: str | None, name: str | None, max_points: int
 ) -> DatasetPublic:
-    name = validate_name(name) if name is not None else name_from_filename(filename)
+    # A name taken from the file's is made free (the tutorial's `curve.csv` meets the built-in
+    # `curve`); a name the client chose is theirs to change.
+    if name is not None:
+        name = validate_name(name)
+    else:
+        name = free_name(session, name_from_filename(filename))
     try:
         points = parse_points_csv(data, max_points)
     except PointsFormatError as exc:
@@ -151,6 +194,7 @@ def generate_dataset(session: Session, request: DatasetGenerate, max_points: int
         points=points,
         sha256=sha256,
         params=params,
+        rename=GENERATE_RENAME,
     )
     return to_public(dataset)
 

@@ -97,6 +97,17 @@ def test_bounds_and_class_counts_describe_the_points(client: TestClient) -> None
         ("\n\n  \n", "the file has no data rows"),
         ("x,y,label\n", "the file has no data rows"),
         ("0.1,0.2,1\n0.3,0.4,1\n", "all 2 points have label 1; a dataset needs both labels"),
+        (
+            "0,1;0,2;0\n0,3;0,4;1\n",
+            "row 1, column y: '1;0' is not a number; the row looks like values separated by "
+            "semicolons (;) with decimal commas (0,5): the tutorial's format is comma-separated "
+            "with a dot as decimal point, e.g. 0.5,0.3,1",
+        ),
+        (
+            "0.1\t0.2\t0\n",
+            "row 1: expected 3 columns (x,y,label), found 1; the row looks like values separated "
+            "by tabs: the tutorial's format is comma-separated",
+        ),
     ],
 )
 def test_upload_rejects_bad_rows_with_row_number(
@@ -139,13 +150,52 @@ def test_upload_over_size_limit_is_413_and_stores_nothing(settings: Settings) ->
         assert status == 201
 
 
-def test_name_already_taken_is_409(client: TestClient) -> None:
+def test_a_given_name_already_taken_is_409_saying_how_to_name_it(client: TestClient) -> None:
     assert upload(client, GOOD_ROWS, name="taken")[0] == 201
+    before = dataset_count(client)
     status, body = upload(client, GOOD_ROWS, name="taken")
     assert status == 409
-    assert "'taken' already exists" in body["detail"]
-    status, body = upload(client, GOOD_ROWS, filename="curve.csv")
+    assert body["detail"] == (
+        "a dataset named 'taken' exists; give another name in the form field `name`, "
+        "e.g. `name=taken-2`"
+    )
+    assert upload(client, GOOD_ROWS, name="curve-2")[0] == 201
+    status, body = upload(client, GOOD_ROWS, name="curve")
     assert status == 409
+    assert body["detail"].endswith("e.g. `name=curve-3`")  # the example is a free name
+    response = client.post("/datasets/generate", json={"kind": "xor", "name": "taken"})
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        'a dataset named \'taken\' exists; give another name in the body, e.g. `"name": "taken-2"`'
+    )
+    assert dataset_count(client) == before + 1
+
+
+def test_the_tutorials_own_file_uploaded_without_a_name_gets_a_free_name(
+    client: TestClient,
+) -> None:
+    # The built-in `curve` holds the name the file's would give.
+    original = (PROJECT_ROOT / "data" / "curve.csv").read_bytes()
+    names = [upload(client, original, filename="curve.csv")[1]["name"] for _ in range(3)]
+    assert names == ["curve-2", "curve-3", "curve-4"]
+    assert client.get("/datasets/curve-3").json()["sha256"] == hashlib.sha256(original).hexdigest()
+    assert client.get("/datasets/curve").json()["source"] == "builtin"
+
+
+def test_a_free_name_made_from_a_long_file_name_stays_within_64_characters(
+    client: TestClient,
+) -> None:
+    long = "a" * 64
+    assert upload(client, GOOD_ROWS, filename=f"{long}.csv")[1]["name"] == long
+    status, body = upload(client, GOOD_ROWS, filename=f"{long}.csv")
+    assert status == 201, body
+    assert body["name"] == "a" * 62 + "-2"
+    # A file name with `_` or `%` finds its own free name: they are not LIKE wildcards here.
+    assert upload(client, GOOD_ROWS, filename="a_b.csv")[1]["name"] == "a_b"
+    assert upload(client, GOOD_ROWS, filename="a_b.csv")[1]["name"] == "a_b-2"
+    assert upload(client, GOOD_ROWS, filename="axb-2.csv")[1]["name"] == "axb-2"
+    assert upload(client, GOOD_ROWS, filename="axb.csv")[1]["name"] == "axb"
+    assert upload(client, GOOD_ROWS, filename="axb.csv")[1]["name"] == "axb-3"
 
 
 @pytest.mark.parametrize(
@@ -159,6 +209,31 @@ def test_upload_rejects_names_that_are_not_slugs(client: TestClient, name: str) 
     assert response.status_code == 422
     assert "name" in str(response.json()["detail"])
     assert dataset_count(client) == before
+
+
+NAME_REFUSED = (
+    "name {!r} is not allowed: use 1 to 64 ASCII letters, digits, '-' or '_', starting with a "
+    "letter (no spaces), e.g. 'my-curve'"
+)
+
+
+@pytest.mark.parametrize("name", ["my curve", "曲線", "1234", "x" * 65, "-x"])
+def test_a_refused_name_says_which_characters_are_allowed_with_an_example(
+    client: TestClient, name: str
+) -> None:
+    before = dataset_count(client)
+    uploaded = client.post(
+        "/datasets", files={"file": ("p.csv", GOOD_ROWS.encode())}, data={"name": name}
+    )
+    generated = client.post("/datasets/generate", json={"kind": "xor", "name": name})
+    swept = client.post("/sweeps", json={"grid": {"seed": [1, 2]}, "name": name})
+    for response in (uploaded, generated, swept):
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", "name"]
+        assert error["msg"] == NAME_REFUSED.format(name)
+    assert dataset_count(client) == before
+    assert client.get("/sweeps").json()["count"] == 0
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.ml.devices import available_devices
 from app.ml.engine import split_indices
 
 
@@ -116,6 +117,21 @@ def test_bad_run_requests_are_422_naming_the_field(
     response = client.post("/runs", json={**SHORT, **body})
     assert response.status_code == 422, response.text
     assert field in str(response.json()["detail"])
+    assert client.get("/runs").json()["count"] == 0
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "CPU", "mps", "cuda:123"])
+def test_an_unknown_device_is_422_listing_the_devices_accepted_and_present(
+    client: TestClient, device: str
+) -> None:
+    response = client.post("/runs", json={**SHORT, "device": device})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "simple", "device"]
+    assert error["msg"] == (
+        f"device {device!r} is not one of auto, cpu, cuda or cuda:N (N: a CUDA device's "
+        f"index); this server has {', '.join(available_devices())}"
+    )
     assert client.get("/runs").json()["count"] == 0
 
 

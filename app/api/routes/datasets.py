@@ -13,12 +13,12 @@ from app.ml.points_csv import format_points_csv
 from app.schemas.datasets import (
     DATASET_IN_USE_EXAMPLE,
     GENERATE_EXAMPLES,
-    NAME_PATTERN,
     NAME_RULE,
     PREVIEW_EXAMPLES,
     DatasetGenerate,
     DatasetPublic,
     DatasetsPublic,
+    Name,
     PointsPreview,
     PointsPublic,
     PointsRecipe,
@@ -56,7 +56,8 @@ OwnDatasetRef = Annotated[
         413,
         422,
         examples={
-            409: "a dataset named 'my-curve' already exists; choose another name",
+            409: "a dataset named 'my-curve' exists; give another name in the form field "
+            "`name`, e.g. `name=my-curve-2`",
             413: "request body is larger than the 8388608 bytes accepted here "
             "(PC_MAX_UPLOAD_BYTES)",
             422: "row 3, column y: 'nan' is not a finite number",
@@ -68,8 +69,11 @@ def upload_dataset(
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="CSV rows x,y,label (optional header line)")],
     name: Annotated[
-        str | None,
-        Form(pattern=NAME_PATTERN, description=f"{NAME_RULE}; defaults to the file's name"),
+        Name | None,
+        Form(
+            description=f"{NAME_RULE}; defaults to the file's name (made free with `-2`, `-3`, "
+            "... when a dataset has it)",
+        ),
     ] = None,
 ) -> DatasetPublic:
     """Upload a CSV of labelled points in the tutorial's format."""
@@ -85,7 +89,12 @@ def upload_dataset(
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetPublic,
     responses=errors(
-        409, 422, examples={409: "a dataset named 'moons' already exists; choose another name"}
+        409,
+        422,
+        examples={
+            409: "a dataset named 'moons' exists; give another name in the body, "
+            'e.g. `"name": "moons-2"`'
+        },
     ),
 )
 def generate_dataset(

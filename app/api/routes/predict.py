@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CachesDep, SessionDep, SettingsDep
+from app.api.errors import ShortValidationError
 from app.api.predict_body import LargeBodyValidator, PredictInput
 from app.api.responses import errors
-from app.core.errors import ShortValidationError
 from app.schemas.results import PredictPublic
 from app.services import results as service
 
