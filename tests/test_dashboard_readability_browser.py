@@ -5,6 +5,7 @@ with the elements' bounding boxes; screenshots land in test-artifacts/screenshot
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -170,6 +171,49 @@ def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
         context.add_init_script(KEEP_PLOTS)
         yield context.new_page()
         watched.assert_clean()
+
+
+def test_a_finished_runs_chart_opens_in_log_scale_with_small_losses_labelled(
+    server: LiveServer, page: Page, ended_runs: dict[str, Any]
+) -> None:
+    tiny = ended_runs["tiny"]
+    page.goto(f"{server.url}/ui/runs/{tiny['id']}")
+    chart = page.locator("#loss-chart")
+    expect(chart).to_have_attribute("data-points", re.compile(r"[1-9]"))
+    expect(chart).to_have_attribute("data-scale", "log")
+    expect(page.get_by_label("Log scale")).to_be_checked()
+    labels = wait_for(lambda: page.evaluate(Y_LABELS, "#loss-chart"), 10)
+    assert_readable_log_labels(labels, below=1e-6)
+    screenshot(page, "run-log-scale")
+
+    # Compared with another run: the same labels on the overlaid curves.
+    page.goto(f"{server.url}/ui/compare?runs={tiny['id']},{ended_runs['complex']['id']}")
+    expect(page.locator("#compare-chart")).to_have_attribute("data-scale", "log")
+    labels = wait_for(lambda: page.evaluate(Y_LABELS, "#compare-chart"), 10)
+    assert_readable_log_labels(labels, below=1e-6)
+    expect(page.locator("#compare-grid canvas[data-epoch]")).to_have_count(2)
+    screenshot(page, "compare-log-scale")
+
+
+def assert_readable_log_labels(labels: list[str], below: float) -> None:
+    """Each label a different positive number, the small ones in scientific notation."""
+    values = [float(label) for label in labels]
+    assert all(value > 0 for value in values), labels
+    assert len(set(values)) == len(values), labels
+    assert min(values) < below, labels
+    for label, value in zip(labels, values, strict=True):
+        if value < 1e-3:
+            assert re.fullmatch(r"\d(\.\d+)?e-\d+", label), labels
+
+
+def test_a_running_runs_chart_opens_in_linear_scale(
+    server: LiveServer, page: Page, training: dict[str, Any]
+) -> None:
+    page.goto(f"{server.url}/ui/runs/{training['id']}")
+    expect(page.locator("#run-badge")).to_have_text("running")
+    expect(page.locator("#loss-chart")).to_have_attribute("data-points", re.compile(r"[1-9]"))
+    expect(page.locator("#loss-chart")).to_have_attribute("data-scale", "linear")
+    expect(page.get_by_label("Log scale")).not_to_be_checked()
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
