@@ -173,6 +173,45 @@ def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
         watched.assert_clean()
 
 
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_the_runs_table_fits_the_screen_with_every_column_and_button(
+    server: LiveServer,
+    browser: Browser,
+    http: httpx.Client,
+    ended_runs: dict[str, Any],
+    training: dict[str, Any],
+    width: int,
+    height: int,
+) -> None:
+    with watched_context(browser, width, height) as (context, watched):
+        page = context.new_page()
+        page.goto(f"{server.url}/")
+        rows = page.locator("#runs-body tr")
+        expect(rows).to_have_count(http.get("/runs").json()["count"])
+        expect(page.locator(f'tr[data-run="{training["id"]}"]')).to_have_attribute(
+            "data-status", "running"
+        )
+        table = page.locator("#runs-table")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        wrap = page.locator("#runs-table").locator("xpath=..")
+        assert wrap.evaluate("(e) => e.scrollWidth <= e.clientWidth"), wrap.evaluate(
+            "(e) => [e.scrollWidth, e.clientWidth]"
+        )
+        assert table.evaluate(OUTSIDE) == []
+        # Every run's buttons are on the screen, not behind a scroll.
+        for row in rows.all():
+            for button in row.get_by_role("button").all():
+                expect(button).to_be_visible()
+                box = button.bounding_box()
+                assert box is not None
+                assert box["x"] >= 0
+                assert box["x"] + box["width"] <= width
+        failed = page.locator(f'tr[data-run="{ended_runs["failed"]["id"]}"]')
+        expect(failed).to_have_attribute("data-status", "failed")
+        screenshot(page, f"runs-realistic-{width}x{height}")
+        watched.assert_clean()
+
+
 def test_a_finished_runs_chart_opens_in_log_scale_with_small_losses_labelled(
     server: LiveServer, page: Page, ended_runs: dict[str, Any]
 ) -> None:
