@@ -6,6 +6,7 @@ with the elements' bounding boxes; screenshots land in test-artifacts/screenshot
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -291,3 +292,60 @@ def test_each_dialog_shows_only_its_own_fields(
             expect(dialog).to_be_hidden()
         watched.assert_clean()
     assert http.get(f"/runs/{run['id']}").status_code == 200  # kept, both times
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_a_sweeps_pictures_show_while_it_trains_and_its_tables_fit(
+    server: LiveServer,
+    browser: Browser,
+    http: httpx.Client,
+    ended_runs: dict[str, Any],
+    width: int,
+    height: int,
+) -> None:
+    """The README's exercise, shortened: its pictures come with the first checkpoint, never
+    a broken image before, and its tables fit the screen."""
+    body = {
+        "dataset": "curve",
+        "name": f"exercise-{width}",
+        "base": {"architecture": "mlp", "epochs": 1_000_000, "seed": 1, "checkpoint_every": 200},
+        "grid": {
+            "learning_rate": [0.003, 0.03],
+            "hidden_layers": [[8], [64, 64]],
+            "activation": ["relu", "tanh", "sigmoid", "none"],
+        },
+    }
+    sweep = http.post("/sweeps", json=body).json()
+    try:
+        with watched_context(browser, width, height) as (context, watched):
+            page = context.new_page()
+            page.goto(f"{server.url}/ui/sweeps/{sweep['id']}")
+            page.evaluate(WATCH_IMAGES)
+            expect(page.locator("#sweep-body tr")).to_have_count(16)
+            for picture in ("#sweep-boundaries", "#sweep-losses"):
+                expect(page.locator(picture)).to_be_visible(timeout=60_000)
+            # While its runs still train.
+            assert "running" in [
+                run["status"] for run in http.get(f"/sweeps/{sweep['id']}").json()["runs"]
+            ]
+            boundaries = page.locator("#sweep-boundaries")
+            assert boundaries.evaluate("(e) => e.naturalWidth > 0 && e.complete")
+            time.sleep(1)
+            for table in page.locator("table").all():
+                assert table.evaluate(OUTSIDE) == []
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            screenshot(page, f"sweep-training-{width}x{height}")
+            http.post(f"/sweeps/{sweep['id']}/cancel")
+            expect(page.locator("#sweep-body .badge.running")).to_have_count(0, timeout=30_000)
+            page.wait_for_timeout(2_500)
+            assert page.evaluate("window.brokenImages") == []
+            screenshot(page, f"sweep-ended-{width}x{height}")
+
+            page.goto(f"{server.url}/ui/sweeps")
+            expect(page.locator(f'#sweeps-body tr[data-sweep="{sweep["id"]}"]')).to_be_visible()
+            assert page.locator("#sweeps-table").evaluate(OUTSIDE) == []
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            screenshot(page, f"sweeps-{width}x{height}")
+            watched.assert_clean()
+    finally:
+        http.post(f"/sweeps/{sweep['id']}/cancel")

@@ -310,8 +310,9 @@ def render_model_tutorial_png(
     return _png(figure, size.dpi)
 
 
-# What a sweep's pictures say where a run has nothing to draw yet.
+# What a sweep's pictures say where a run has nothing to draw.
 WAITING = "waiting for\nits first checkpoint"
+NEVER_TRAINED = "no checkpoint:\nit ended before one"
 NO_LOSS_YET = "waiting for the first loss"
 
 
@@ -320,8 +321,9 @@ class Panel:
     """One run in a sweep's picture."""
 
     title: str
-    grid: ProbabilityGrid | None  # None: no checkpoint yet
+    grid: ProbabilityGrid | None  # None: no checkpoint (yet)
     points: Points
+    empty: str = WAITING  # what the panel says without a checkpoint
 
 
 def render_small_multiples_png(
@@ -341,7 +343,13 @@ def render_small_multiples_png(
             # Nothing learned to show yet: the data alone would read as a model that drew
             # no boundary.
             axes.text(
-                0.5, 0.5, WAITING, transform=axes.transAxes, ha="center", va="center", fontsize=8
+                0.5,
+                0.5,
+                panel.empty,
+                transform=axes.transAxes,
+                ha="center",
+                va="center",
+                fontsize=8,
             )
             continue
         _draw_field(axes, panel.grid, linewidth=1.2)

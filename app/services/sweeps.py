@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import InvalidInput, NotFound
 from app.ml.inference import pad_bounds, probability_grid
-from app.ml.plots import Panel, render_losses_png, render_small_multiples_png
+from app.ml.plots import (
+    NEVER_TRAINED,
+    WAITING,
+    Panel,
+    render_losses_png,
+    render_small_multiples_png,
+)
 from app.ml.verdicts import Judgement, judge
 from app.models import Dataset, Run, RunHistory, Sweep
 from app.models.base import utcnow
@@ -401,13 +407,14 @@ def boundaries_png(
         _, points = dataset_points(session, sweep.dataset_id)
         bounds = pad_bounds(dataset_bounds(session, sweep.dataset_id))
         panels = []
-        for title, ref in zip(titles, refs, strict=True):
-            grid = None
-            if ref is not None:
-                model = load_model(caches, store, ref)
-                grid = probability_grid(model.module, bounds, resolution=60)
-                title += f", epoch {ref.epoch}"
-            panels.append(Panel(title, grid, points))
+        for run, title, ref in zip(ordered, titles, refs, strict=True):
+            if ref is None:
+                empty = NEVER_TRAINED if run.status.ended else WAITING
+                panels.append(Panel(title, None, points, empty))
+                continue
+            model = load_model(caches, store, ref)
+            grid = probability_grid(model.module, bounds, resolution=60)
+            panels.append(Panel(f"{title}, epoch {ref.epoch}", grid, points))
         columns = len(sweep.grid[cols])
         within = order[1:-1]  # the axes that vary down within each value of `rows`
         heading = (
