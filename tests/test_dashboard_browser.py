@@ -455,6 +455,51 @@ def test_a_sweeps_runs_verdicts_and_pictures(
     expect(page.locator("#run-badge")).to_have_text("succeeded")
 
 
+def test_a_sweep_started_from_its_form_with_the_services_own_checks(
+    server: LiveServer, page: Page, http: httpx.Client
+) -> None:
+    before = http.get("/sweeps").json()["count"]
+    page.goto(f"{server.url}/ui/sweeps")
+    # The form holds the tutorial's exercise, as the API's example writes it.
+    expect(page.get_by_label("axis 2: values")).to_have_value("[8], [64, 64]")
+    expect(page.locator("#sweep-count")).to_have_text("16 runs (2 x 2 x 4)")
+    expect(page.locator("#s-dataset")).to_have_value("curve")
+    page.get_by_label("axis 1: values").fill("0.003, 20")
+    page.get_by_label("axis 3: values").fill("relu, none")
+    expect(page.locator("#sweep-count")).to_have_text("8 runs (2 x 2 x 2)")
+    page.get_by_label("setting 2: value").fill("100")  # epochs
+    page.get_by_role("button", name="Start the sweep").click()
+    # The service's message as it writes it, for the same body posted by hand.
+    body = {
+        "dataset": "curve",
+        "name": "exercise",
+        "base": {"architecture": "mlp", "epochs": 100, "seed": 1},
+        "grid": {
+            "learning_rate": [0.003, 20],
+            "hidden_layers": [[8], [64, 64]],
+            "activation": ["relu", "none"],
+        },
+    }
+    refused = http.post("/sweeps", json=body)
+    assert refused.status_code == 422
+    expect(page.locator("#sweep-form-error")).to_have_text(refused.json()["detail"])
+    assert http.get("/sweeps").json()["count"] == before  # nothing was started
+    screenshot(page, "sweep-form-error")
+
+    page.get_by_role("button", name="remove axis 1").click()
+    page.get_by_role("button", name="Add a setting").click()
+    page.get_by_label("setting 4: parameter").select_option("learning_rate")
+    page.get_by_label("setting 4: value").fill("0.03")
+    expect(page.locator("#sweep-count")).to_have_text("4 runs (2 x 2)")
+    page.get_by_label("setting 4: value").press("Enter")  # the keyboard submits the form too
+    page.wait_for_url(re.compile(r"/ui/sweeps/\d+$"))
+    sweep = http.get(f"/sweeps/{page.url.rsplit('/', 1)[1]}").json()
+    assert sweep["base"] == {"architecture": "mlp", "epochs": 100, "seed": 1, "learning_rate": 0.03}
+    assert sweep["grid"] == {"hidden_layers": [[8], [64, 64]], "activation": ["relu", "none"]}
+    assert (sweep["name"], sweep["dataset"], len(sweep["runs"])) == ("exercise", "curve", 4)
+    http.post(f"/sweeps/{sweep['id']}/cancel")
+
+
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 def test_pages_fit_the_screen_and_name_every_control(
     server: LiveServer, browser: Browser, http: httpx.Client, width: int, height: int

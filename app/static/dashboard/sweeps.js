@@ -1,5 +1,6 @@
-// The sweeps: each with its grid and its runs counted by status.
+// The sweeps: each with its grid and its runs counted by status; and a form to start one.
 import { api, el, formatDate, ready, showError } from "./api.js";
+import { loadDatasets } from "./sweep_form.js";
 
 function counts(sweep) {
   return Object.entries(sweep.counts)
@@ -9,6 +10,7 @@ function counts(sweep) {
 }
 
 await ready;
+loadDatasets();
 try {
   const { data } = await api("/sweeps?limit=200");
   document.getElementById("sweeps-body").replaceChildren(
@@ -27,6 +29,7 @@ try {
     ),
   );
   document.getElementById("sweeps-empty").hidden = data.length > 0;
+  document.getElementById("sweeps-table").hidden = data.length === 0;
 } catch (error) {
   showError(error);
 }
