@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 from matplotlib.colors import to_rgb
 from PIL import Image
 
@@ -43,3 +44,10 @@ def has_field_tints(image: Image.Image, tolerance: int = 8) -> bool:
         any(all(abs(a - b) <= tolerance for a, b in zip(end, c, strict=True)) for c in colours)
         for end in ends
     )
+
+
+def saturated_pixels(image: Image.Image, saturation: int = 128) -> int:
+    """How many pixels are strongly coloured (HSV saturation over `saturation` of 255): the
+    labels' markers are; the field's light tints, white, grey and black text are not."""
+    hsv = np.asarray(image.convert("RGB").convert("HSV"))
+    return int((hsv[:, :, 1] > saturation).sum())

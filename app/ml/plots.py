@@ -310,13 +310,20 @@ def render_model_tutorial_png(
     return _png(figure, size.dpi)
 
 
+# What a sweep's pictures say where a run has nothing to draw.
+WAITING = "waiting for\nits first checkpoint"
+NEVER_TRAINED = "no checkpoint:\nit ended before one"
+NO_LOSS_YET = "waiting for the first loss"
+
+
 @dataclass(frozen=True)
 class Panel:
     """One run in a sweep's picture."""
 
     title: str
-    grid: ProbabilityGrid | None  # None: no checkpoint yet
+    grid: ProbabilityGrid | None  # None: no checkpoint (yet)
     points: Points
+    empty: str = WAITING  # what the panel says without a checkpoint
 
 
 def render_small_multiples_png(
@@ -329,16 +336,28 @@ def render_small_multiples_png(
     figure.suptitle(title, fontsize=10)
     grid_of_axes = figure.subplots(rows, columns, squeeze=False)
     for axes, panel in zip(grid_of_axes.flat, panels, strict=False):
-        if panel.grid is not None:
-            _draw_field(axes, panel.grid, linewidth=1.2)
+        axes.set_title(panel.title, fontsize=6.5)
+        axes.set_xticks([])
+        axes.set_yticks([])
+        if panel.grid is None:
+            # Nothing learned to show yet: the data alone would read as a model that drew
+            # no boundary.
+            axes.text(
+                0.5,
+                0.5,
+                panel.empty,
+                transform=axes.transAxes,
+                ha="center",
+                va="center",
+                fontsize=8,
+            )
+            continue
+        _draw_field(axes, panel.grid, linewidth=1.2)
         for label, colour in enumerate(LABEL_COLOURS):
             chosen = panel.points[panel.points[:, 2] == label]
             axes.scatter(
                 chosen[:, 0], chosen[:, 1], c=colour, marker=LABEL_MARKERS[label], s=3, linewidths=0
             )
-        axes.set_title(panel.title, fontsize=6.5)
-        axes.set_xticks([])
-        axes.set_yticks([])
     for axes in list(grid_of_axes.flat)[len(panels) :]:
         axes.axis("off")
     return _png(figure, dpi)
@@ -367,6 +386,8 @@ def render_losses_png(
         axes.plot(
             epochs, losses, color=colour, linewidth=1.0, alpha=0.8, label=label if first else None
         )
+    if not curves:
+        axes.text(0.5, 0.5, NO_LOSS_YET, transform=axes.transAxes, ha="center", va="center")
     _loss_axes(axes, title, log_scale=log_scale, loss=loss)
     handles, names = axes.get_legend_handles_labels()
     figure.legend(handles, names, title=colour_by, loc="outside right upper", fontsize=7)

@@ -9,12 +9,12 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import cachetools
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, UnaryExpression, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import session_scope
@@ -113,24 +113,60 @@ class ResultCaches:
 def read_history(
     session: Session, run_id: int, every: int = 1, max_points: int | None = None
 ) -> HistoryPublic:
-    """One entry per epoch done; with `every`, epoch 0, every N-th epoch and the last; with
-    `max_points`, `every` raised so that about that many entries come back at most."""
+    """One entry per epoch done; with `every`, epoch 0, every N-th epoch and the last. With
+    `max_points`, about that many entries at most: the epochs cut into buckets (of `every`
+    epochs at least) and, of each bucket, the epochs of its lowest and highest loss (and
+    validation loss), so that a spike survives however thin the curve; epoch 0 and the last
+    always."""
     run = find_run(session, run_id)
+    validating = run.validation_split > 0
+    mine = RunHistory.run_id == run_id
+    last = select(func.max(RunHistory.epoch)).where(mine).scalar_subquery()
+    query = select(RunHistory.epoch, RunHistory.loss, RunHistory.val_loss).where(mine)
     if max_points is not None:
-        every = max(every, math.ceil(run.epoch / max_points))  # one row per epoch done
-    query = select(RunHistory.epoch, RunHistory.loss, RunHistory.val_loss).where(
-        RunHistory.run_id == run_id
-    )
-    if every > 1:
-        last = (
-            select(func.max(RunHistory.epoch)).where(RunHistory.run_id == run_id).scalar_subquery()
-        )
+        picks = 4 if validating else 2  # entries a bucket gives
+        width = max(every, math.ceil(picks * run.epoch / max_points))  # one row per epoch done
+        if width > 1:
+            query = _bucket_extremes(mine, last, width, validating)
+    elif every > 1:
         query = query.where((RunHistory.epoch % every == 0) | (RunHistory.epoch == last))
-    rows = session.execute(query.order_by(RunHistory.epoch)).all()
+    rows = session.execute(query.order_by("epoch")).all()
     history = HistoryPublic(epoch=[row[0] for row in rows], loss=[row[1] for row in rows])
-    if run.validation_split > 0:  # set only then: the JSON has no val_loss key otherwise
+    if validating:  # set only then: the JSON has no val_loss key otherwise
         history.val_loss = [row[2] for row in rows]
     return history
+
+
+def _bucket_extremes(
+    mine: ColumnElement[bool],
+    last: ScalarSelect[int],
+    width: int,
+    validating: bool,
+) -> Select[int, float, float | None]:
+    """The history's rows that are first, within their bucket of `width` epochs, by lowest or
+    highest loss (or validation loss), with epoch 0 and the last: ranked in the database, so
+    a long run's history is not read whole."""
+    bucket = RunHistory.epoch // width
+    orders: list[UnaryExpression[Any]] = [RunHistory.loss.asc(), RunHistory.loss.desc()]
+    if validating:  # an epoch without a validation loss is never its bucket's extreme
+        orders += [RunHistory.val_loss.asc().nulls_last(), RunHistory.val_loss.desc().nulls_last()]
+    ranks = [
+        func.row_number()
+        .over(partition_by=bucket, order_by=(order, RunHistory.epoch))
+        .label(f"rank_{index}")
+        for index, order in enumerate(orders)
+    ]
+    ranked = (
+        select(RunHistory.epoch, RunHistory.loss, RunHistory.val_loss, *ranks)
+        .where(mine)
+        .subquery()
+    )
+    kept = or_(
+        ranked.c.epoch == 0,
+        ranked.c.epoch == last,
+        *(ranked.c[rank.name] == 1 for rank in ranks),
+    )
+    return select(ranked.c.epoch, ranked.c.loss, ranked.c.val_loss).where(kept)
 
 
 def history_csv(history: HistoryPublic) -> str:

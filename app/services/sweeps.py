@@ -3,7 +3,9 @@ them), read back with each run's values and the verdict its history earns."""
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import itertools
 import json
 import math
@@ -18,7 +20,13 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import InvalidInput, NotFound
 from app.ml.inference import pad_bounds, probability_grid
-from app.ml.plots import Panel, render_losses_png, render_small_multiples_png
+from app.ml.plots import (
+    NEVER_TRAINED,
+    WAITING,
+    Panel,
+    render_losses_png,
+    render_small_multiples_png,
+)
 from app.ml.verdicts import Judgement, judge
 from app.models import Dataset, Run, RunHistory, Sweep
 from app.models.base import utcnow
@@ -282,30 +290,50 @@ def delete_sweep(session: Session, sweep_id: int, models_store: Path) -> None:
 
 
 def sweep_csv(sweep: SweepPublic) -> str:
+    """One row a run; the grid's values as JSON writes them (`[64, 64]`, `0.01`), text as it
+    is, each cell quoted where CSV needs it."""
     keys = list(sweep.grid)
     columns = ["run_id", *keys, "status", "epoch", "epochs", "final_loss", "best_loss"]
     columns += ["val_loss", "accuracy", "duration_s", "verdict", "verdict_number"]
-    lines = [",".join(columns)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
     for run in sweep.runs:
-        values = [json.dumps(run.values.get(key)).replace(",", ";") for key in keys]
+        values = [_grid_value(run.values.get(key)) for key in keys]
         numbers = [run.final_loss, run.best_loss, run.val_loss, run.accuracy, run.duration_s]
         cells = [str(run.id), *values, run.status.value, str(run.epoch), str(run.epochs)]
         cells += ["" if number is None else repr(number) for number in numbers]
         cells.append(run.verdict.value if run.verdict else "")
         cells.append("" if run.verdict_number is None else repr(run.verdict_number))
-        lines.append(",".join(cells))
-    return "\n".join(lines) + "\n"
+        writer.writerow(cells)
+    return buffer.getvalue()
+
+
+def _grid_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _checked_axis(sweep: Sweep, name: str, axis: str | None) -> str | None:
+    if axis is not None and axis not in sweep.grid:
+        raise InvalidInput(
+            f"{name}: {axis!r} is not an axis of sweep {sweep.id}; its axes: {', '.join(sweep.grid)}"
+        )
+    return axis
 
 
 def _axes(sweep: Sweep, rows: str | None, cols: str | None) -> tuple[str | None, str]:
-    keys = list(sweep.grid)
-    for name, axis in (("rows", rows), ("cols", cols)):
-        if axis is not None and axis not in keys:
-            raise InvalidInput(
-                f"{name}: {axis!r} is not an axis of sweep {sweep.id}; its axes: {', '.join(keys)}"
-            )
-    cols = cols or keys[0]
-    rows = rows if rows is not None and rows != cols else next((k for k in keys if k != cols), None)
+    """The picture's axes: those asked for, else the grid's axes with the most values (the
+    grid's order between equals), the most across. Any other axis varies down within each
+    row's value, named in each panel's title: so the README's exercise (4 activations, 2
+    learning rates, 2 widths) is 4 panels across and 4 down, where the grid's first two axes
+    made it 2 across and 8 down."""
+    _checked_axis(sweep, "rows", rows)
+    _checked_axis(sweep, "cols", cols)
+    by_size = sorted(sweep.grid, key=lambda key: -len(sweep.grid[key]))  # stable: grid order
+    if cols is None:
+        cols = next((key for key in by_size if key != rows), by_size[0])
+    if rows is None or rows == cols:
+        rows = next((key for key in by_size if key != cols), None)
     return rows, cols
 
 
@@ -363,14 +391,15 @@ def boundaries_png(
             ref for ref in checkpoint_refs(session, run.id) if epoch is None or ref.epoch <= epoch
         ]
         refs.append(candidates[-1] if candidates else None)
+    # Each panel by what it draws: the checkpoint, and the title (values, status, loss, verdict).
+    titles = [_title(run, order) for run in ordered]
     key = (
         "sweep-boundaries",
         sweep_id,
         rows,
         cols,
         tuple(
-            (run.id, ref.sha256 if ref else None, run.verdict)
-            for run, ref in zip(ordered, refs, strict=True)
+            (ref.sha256 if ref else None, title) for ref, title in zip(refs, titles, strict=True)
         ),
     )
 
@@ -378,18 +407,21 @@ def boundaries_png(
         _, points = dataset_points(session, sweep.dataset_id)
         bounds = pad_bounds(dataset_bounds(session, sweep.dataset_id))
         panels = []
-        for run, ref in zip(ordered, refs, strict=True):
-            grid = None
-            if ref is not None:
-                model = load_model(caches, store, ref)
-                grid = probability_grid(model.module, bounds, resolution=60)
-            title = _title(run, order) + (f", epoch {ref.epoch}" if ref is not None else "")
-            panels.append(Panel(title, grid, points))
+        for run, title, ref in zip(ordered, titles, refs, strict=True):
+            if ref is None:
+                empty = NEVER_TRAINED if run.status.ended else WAITING
+                panels.append(Panel(title, None, points, empty))
+                continue
+            model = load_model(caches, store, ref)
+            grid = probability_grid(model.module, bounds, resolution=60)
+            panels.append(Panel(f"{title}, epoch {ref.epoch}", grid, points))
         columns = len(sweep.grid[cols])
+        within = order[1:-1]  # the axes that vary down within each value of `rows`
         heading = (
             f"sweep {sweep_id}{f' ({sweep.name})' if sweep.name else ''} on {public.dataset}; "
             f"across: {cols}"
             + (f", down: {rows}" if rows else "")
+            + (f" (then {', '.join(within)})" if within else "")
             + f"\neach panel: {' · '.join(order)}"
         )
         return render_small_multiples_png(panels, columns, heading)
@@ -407,7 +439,7 @@ def losses_png(
 ) -> bytes:
     """The runs' loss curves overlaid, coloured by one of the grid's axes."""
     sweep = _find(session, sweep_id)
-    _, axis = _axes(sweep, None, colour_by)
+    axis = _checked_axis(sweep, "colour_by", colour_by) or next(iter(sweep.grid))
     runs = session.scalars(select(Run).where(Run.sweep_id == sweep_id).order_by(Run.id)).all()
     histories = [read_history(session, run.id, max_points=1000) for run in runs]
     key = (

@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 from PIL import Image
+from sqlalchemy import insert, update
 
 from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
 from app.ml.datagen import curve_boundary
-from app.models import Run
+from app.models import Run, RunHistory
 from app.services import results as results_service
 from app.services import runs as runs_service
 from tests.images import decode_png, has_field_tints, has_label_colours, rgb_colours
@@ -112,14 +113,63 @@ def test_history_max_points_downsamples_on_the_server(
     full = client.get(path).json()
     for max_points in (2, 100, 1000, 2999):
         sampled = client.get(path, params={"max_points": max_points}).json()
-        every = -(-CURVE_EPOCHS // max_points)
-        assert sampled == client.get(path, params={"every": every}).json()
-        assert len(sampled["epoch"]) <= max_points + 1  # and the last epoch
-        assert sampled["epoch"][-1] == CURVE_EPOCHS - 1
+        assert len(sampled["epoch"]) <= max_points + 2  # and epoch 0 and the last
+        assert sampled["epoch"] == sorted(set(sampled["epoch"]))
+        assert (sampled["epoch"][0], sampled["epoch"][-1]) == (0, CURVE_EPOCHS - 1)
         assert sampled["loss"] == [full["loss"][epoch] for epoch in sampled["epoch"]]
-    assert client.get(path, params={"max_points": 5000}).json() == full
-    # `every` is a floor: max_points never brings back more than it asks for.
-    assert len(client.get(path, params={"max_points": 2000, "every": 1000}).json()["epoch"]) == 4
+        assert (min(sampled["loss"]), max(sampled["loss"])) == (
+            min(full["loss"]),
+            max(full["loss"]),
+        )
+    assert client.get(path, params={"max_points": 6000}).json() == full
+    # `every` is the narrowest bucket: max_points never brings back more than it asks for.
+    floor = client.get(path, params={"max_points": 2000, "every": 1000}).json()
+    assert len(floor["epoch"]) <= 3 * 2 + 2
+
+
+def history_with_spikes(client: TestClient, validation: bool) -> tuple[int, list[float]]:
+    """A queued run (no runner here) given a history of 10,000 epochs near 0.1, one spike of
+    10 at epoch 4321 (and of 7 in its validation loss at 6000) and its lowest loss at 7777."""
+    body = {"epochs": 10_000, "validation_split": 0.25 if validation else 0.0}
+    run_id: int = client.post("/runs", json=body).json()["id"]
+    rng = np.random.default_rng(0)
+    losses = (0.1 + 0.01 * rng.random(10_000)).tolist()
+    losses[4321], losses[7777] = 10.0, 0.05
+    val_losses = (0.12 + 0.01 * rng.random(10_000)).tolist()
+    val_losses[6000] = 7.0
+    rows = [
+        {"run_id": run_id, "epoch": epoch, "loss": loss, "val_loss": val_losses[epoch]}
+        for epoch, loss in enumerate(losses)
+    ]
+    with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
+        session.execute(insert(RunHistory), rows)
+        session.execute(update(Run).where(Run.id == run_id).values(epoch=10_000))
+        session.commit()
+    return run_id, losses
+
+
+@pytest.mark.parametrize("validation", [False, True], ids=["loss", "with-validation"])
+def test_history_max_points_keeps_each_buckets_lowest_and_highest_loss(
+    client: TestClient, validation: bool
+) -> None:
+    run_id, losses = history_with_spikes(client, validation)
+    sampled = client.get(f"/runs/{run_id}/history", params={"max_points": 100}).json()
+    assert len(sampled["epoch"]) <= 100 + 2
+    assert dict(zip(sampled["epoch"], sampled["loss"], strict=True)) == {
+        epoch: losses[epoch] for epoch in sampled["epoch"]
+    }
+    assert (sampled["epoch"][0], sampled["epoch"][-1]) == (0, 9999)
+    assert max(sampled["loss"]) == 10.0  # the spike, not a tenth of it
+    assert min(sampled["loss"]) == 0.05
+    assert {4321, 7777} <= set(sampled["epoch"])
+    if validation:
+        assert max(sampled["val_loss"]) == 7.0
+    else:
+        assert "val_loss" not in sampled
+    # `every` alone still samples: epoch 0, every N-th and the last, whatever lies between.
+    every = client.get(f"/runs/{run_id}/history", params={"every": 1000}).json()
+    assert every["epoch"] == [*range(0, 10_000, 1000), 9999]
+    assert max(every["loss"]) < 1
 
 
 def test_history_refusals(trained: tuple[TestClient, dict[str, Any]]) -> None:

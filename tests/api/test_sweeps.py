@@ -3,6 +3,9 @@ with values and verdicts, cancelled and deleted as one."""
 
 from __future__ import annotations
 
+import csv as csv_module
+import io
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
-from tests.images import decode_png, has_field_tints
+from tests.images import decode_png, has_field_tints, saturated_pixels
 from tests.polling import run_status, wait_ended, wait_for
 
 
@@ -161,10 +164,10 @@ def test_ended_runs_get_verdicts_and_the_csv_lists_them(runner_client: TestClien
         assert run["epoch"] == run["epochs"] == 600
     csv = client.get(f"/sweeps/{sweep['id']}", params={"format": "csv"})
     assert csv.headers["content-type"].startswith("text/csv")
-    header, *rows = csv.text.splitlines()
-    assert header.startswith("run_id,architecture,learning_rate,status")
-    assert [row.split(",")[1] for row in rows] == ['"simple"', '"complex"']
-    assert rows[0].split(",")[-2] == "underfit"
+    header, *rows = list(csv_module.reader(io.StringIO(csv.text)))
+    assert header[:4] == ["run_id", "architecture", "learning_rate", "status"]
+    assert [row[1] for row in rows] == ["simple", "complex"]
+    assert rows[0][-2] == "underfit"
     wait_for(lambda: client.get("/sweeps").json()["data"][0]["counts"]["succeeded"] == 2, 10)
 
 
@@ -225,6 +228,73 @@ def test_pictures_have_a_panel_per_run_and_refuse_unknown_axes(runner_client: Te
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "rows"]
     assert client.get("/sweeps/99/losses.png").status_code == 404
+
+
+def test_the_csv_writes_lists_as_json_writes_them(client: TestClient) -> None:
+    body = {
+        "base": {"architecture": "mlp", "epochs": 10},
+        "grid": {"hidden_layers": [[64, 64], [8]], "activation": ["relu", "none"]},
+    }
+    sweep = client.post("/sweeps", json=body).json()
+    text = client.get(f"/sweeps/{sweep['id']}", params={"format": "csv"}).text
+    assert '"[64, 64]"' in text  # quoted: the comma is JSON's, not a new cell
+    header, *rows = list(csv_module.reader(io.StringIO(text)))
+    assert [(row[1], row[2]) for row in rows] == [
+        ("[64, 64]", "relu"),
+        ("[64, 64]", "none"),
+        ("[8]", "relu"),
+        ("[8]", "none"),
+    ]
+    assert {len(row) for row in rows} == {len(header)}
+    assert [json.loads(row[1]) for row in rows] == [[64, 64], [64, 64], [8], [8]]
+
+
+def test_a_three_axis_grid_is_laid_out_about_square_by_default(client: TestClient) -> None:
+    """The README's exercise: 4 activations across, 2 learning rates by 2 widths down (its
+    own rows= and cols= give the same), where the grid's first two axes made 2 by 8."""
+    exercise = client.get("/openapi.json").json()["paths"]["/sweeps"]["post"]["requestBody"]
+    body = exercise["content"]["application/json"]["examples"]["exercise"]["value"]
+    sweep = client.post("/sweeps", json=body).json()
+    path = f"/sweeps/{sweep['id']}/boundaries.png"
+    default = decode_png(client.get(path).content)
+    assert 0.75 < default.width / default.height < 1.33, default.size
+    readmes = decode_png(
+        client.get(path, params={"cols": "activation", "rows": "hidden_layers"}).content
+    )
+    assert readmes.size == default.size
+
+
+def test_pictures_show_what_there_is_while_runs_train(one_worker_client: TestClient) -> None:
+    """One worker: the first run trains and checkpoints while the second waits its turn. Its
+    boundary is drawn at once; the second's panel is empty (no data, no field) until it has a
+    checkpoint of its own, and the loss picture draws the curve so far."""
+    client = one_worker_client
+    body = {
+        "dataset": "linear",
+        "base": {"epochs": 1_000_000, "learning_rate": 0.1, "checkpoint_every": 500, "seed": 1},
+        "grid": {"architecture": ["simple", "complex"]},
+    }
+    sweep = client.post("/sweeps", json=body).json()
+    first, second = (run["id"] for run in sweep["runs"])
+    try:
+        wait_for(lambda: len(client.get(f"/runs/{first}/checkpoints").json()) >= 3, 60)
+        assert run_status(client, second)["status"] == "queued"
+        response = client.get(f"/sweeps/{sweep['id']}/boundaries.png")
+        assert response.status_code == 200
+        picture = decode_png(response.content).convert("RGB")
+        left = picture.crop((0, 0, picture.width // 2, picture.height))
+        right = picture.crop((picture.width // 2, 0, picture.width, picture.height))
+        assert has_field_tints(left)
+        assert not has_field_tints(right)
+        assert saturated_pixels(left) > 100  # the data's markers
+        assert saturated_pixels(right) == 0
+        losses = client.get(f"/sweeps/{sweep['id']}/losses.png")
+        assert losses.status_code == 200
+        assert decode_png(losses.content).size == (800, 500)
+    finally:
+        client.post(f"/sweeps/{sweep['id']}/cancel")
+    for run in (first, second):
+        wait_ended(client, run, 30)
 
 
 @pytest.fixture

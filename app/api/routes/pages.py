@@ -4,6 +4,7 @@ only what the API lets the browser see."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from app.core.config import Settings
 from app.ml.devices import available_devices
 from app.schemas.datasets import NAME_RULE
 from app.schemas.runs import ComplexRunCreate, MlpRunCreate
+from app.schemas.sweeps import GRID_KEYS, SWEEP_EXAMPLES
 from app.vocabulary import Activation, Architecture, LossFunction, Optimizer, PointsRule
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
@@ -106,7 +108,20 @@ def compare_page(request: Request, settings: SettingsDep) -> HTMLResponse:
 
 @router.get("/ui/sweeps")
 def sweeps_page(request: Request, settings: SettingsDep) -> HTMLResponse:
-    return _page(request, settings, "sweeps.html", "Sweeps", "Sweeps")
+    # The form starts from the API's own example (the tutorial's exercise) and offers the
+    # parameters the API takes.
+    return _page(
+        request,
+        settings,
+        "sweeps.html",
+        "Sweeps",
+        "Sweeps",
+        example=SWEEP_EXAMPLES["exercise"]["value"],
+        # As JSON writes it, in the grid's order (Jinja's tojson sorts the keys).
+        example_json=json.dumps(SWEEP_EXAMPLES["exercise"]["value"]),
+        parameters_json=json.dumps(GRID_KEYS),
+        name_rule=NAME_RULE,
+    )
 
 
 @router.get("/ui/sweeps/{sweep_id}")

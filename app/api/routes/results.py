@@ -64,7 +64,12 @@ def get_history(
     ] = 1,
     max_points: Annotated[
         int | None,
-        Query(ge=2, le=1_000_000, description="raise `every` so at most about this many come"),
+        Query(
+            ge=2,
+            le=1_000_000,
+            description="at most about this many: the epochs in buckets (`every` wide at "
+            "least), each bucket's lowest and highest loss kept, so spikes survive",
+        ),
     ] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> HistoryPublic | Response:

@@ -112,8 +112,10 @@ def get_boundaries_png(
         int | None, Query(ge=0, le=MAX_ID, description="each run's checkpoint at or before it")
     ] = None,
 ) -> Response:
-    """Small multiples: `cols`' values across (the grid's first axis by default), `rows'`
-    down (its second), each panel titled with the run's values, loss and verdict."""
+    """Small multiples: `cols`' values across, `rows'` down (by default the grid's axes with
+    the most values, the most across; any other axis varies down within each row's value),
+    each panel titled with the run's values, loss and verdict; a run with no checkpoint yet
+    is an empty panel that says so."""
     png = service.boundaries_png(
         session, caches, settings.models_store, sweep_id, rows=rows, cols=cols, epoch=epoch
     )

@@ -215,10 +215,10 @@ export function formatPercent(value) {
   return value === null || value === undefined ? "–" : `${(value * 100).toFixed(1)}%`;
 }
 
-export function formatDate(text) {
+export function formatDate(text, { seconds = true } = {}) {
   if (!text) return "–";
   return new Date(text).toLocaleString(undefined, {
-    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: seconds ? "2-digit" : undefined,
   });
 }
 

@@ -40,6 +40,12 @@ export class LossChart {
     this.build();
   }
 
+  // The scale a chart opens in, before anything is drawn.
+  startLog(log) {
+    this.log = log;
+    this.container.dataset.scale = log ? "log" : "linear";
+  }
+
   data() {
     // A log axis cannot show zero or less: those points are left out.
     const clean = (values) => (this.log ? values.map((v) => (v > 0 ? v : null)) : values);
@@ -52,7 +58,10 @@ export class LossChart {
     const options = {
       ...this.size(),
       scales: { x: { time: false }, y: this.log ? { distr: 3 } : { auto: true } },
-      axes: [{ label: "epoch" }, { label: this.log ? "loss (log scale)" : "loss", size: 60 }],
+      axes: [
+        { label: "epoch" },
+        { label: this.log ? "loss (log scale)" : "loss", size: 60, values: (u, splits) => splits.map(tickLabel) },
+      ],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       series: [
@@ -70,6 +79,16 @@ export class LossChart {
     };
     this.plot = new uPlot(options, this.data(), this.container);
   }
+}
+
+// A loss axis' tick: small and large values in scientific notation (uPlot's own labels keep
+// three decimals, so a log axis read 1e-4 to 1e-7 as "0"), others without float noise. Null:
+// a tick uPlot leaves unlabelled.
+export function tickLabel(value) {
+  if (value === null || value === undefined) return null;
+  const size = Math.abs(value);
+  if (size !== 0 && (size < 1e-3 || size >= 1e5)) return value.toExponential().replace("+", "");
+  return String(Number(value.toPrecision(6)));
 }
 
 // Curves of different runs on one x axis: the union of their epochs, null where one has none.

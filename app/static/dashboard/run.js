@@ -22,7 +22,8 @@ let playing = null;
 const chart = new LossChart(document.getElementById("loss-chart"));
 const plane = new Plane(document.getElementById("plane"), { onPick: predictAt });
 const slider = document.getElementById("checkpoint-slider");
-document.getElementById("log-scale").addEventListener("change", (event) => chart.setLog(event.target.checked));
+const logBox = document.getElementById("log-scale");
+logBox.addEventListener("change", () => chart.setLog(logBox.checked));
 const playButton = document.getElementById("play");
 
 // --- the run ---------------------------------------------------------------------------
@@ -276,8 +277,17 @@ async function loadCheckpoints() {
   setCheckpoints(await api(`/runs/${runId}/checkpoints`));
 }
 
+let scaleChosen = false;
+
 async function loadAll() {
   run = await api(`/runs/${runId}`);
+  if (!scaleChosen) {
+    // An ended run's curve opens in log scale, where its last thousands of epochs are not a
+    // flat line; a training run's in linear, as its loss falls. The reader's choice stays.
+    scaleChosen = true;
+    logBox.checked = ENDED.has(run.status);
+    chart.startLog(logBox.checked);
+  }
   showRun();
   await Promise.all([loadHistory(), loadCheckpoints(), loadLog()]);
 }

@@ -90,20 +90,22 @@ function row(run) {
     el("button", { type: "button", class: "danger", text: "Delete", "aria-label": `delete run ${run.id}`, onclick: () => act(run, "delete") }),
   );
   const loss = run.final_loss ?? run.loss;
+  const status = badge(run.status);
+  if (run.error) status.title = run.error; // why it failed, on hover; its page says it in full
   const cells = [
     ["", checkbox],
     ["Run", el("a", { href: `/ui/runs/${run.id}`, text: `#${run.id}` }), "num"],
-    ["Status", badge(run.status)],
+    ["Status", status],
     ["Dataset", run.dataset],
-    ["Model", describeModel(run)],
+    ["Model", modelWords(run)],
     ["Optimizer", run.optimizer],
     ["Learning rate", String(run.learning_rate), "num"],
-    ["Epoch", el("span", {}, progress, ` ${run.epoch.toLocaleString()} / ${run.epochs.toLocaleString()}`)],
+    ["Epoch", el("div", { class: "epoch" }, progress, `${run.epoch.toLocaleString()} / ${run.epochs.toLocaleString()}`)],
     ["Loss", formatLoss(loss), "num"],
     ["Accuracy", formatPercent(run.accuracy), "num"],
     ["Device", run.device_used ?? run.device],
     ["Duration", formatDuration(run), "num"],
-    ["Created", formatDate(run.created_at)],
+    ["Created", formatDate(run.created_at, { seconds: false })],
     ["", actions],
   ];
   // data-label: on a phone each row is a card, and each value says what it is.
@@ -111,6 +113,22 @@ function row(run) {
     "tr",
     { "data-run": run.id, "data-status": run.status },
     ...cells.map(([label, value, kind]) => el("td", { class: kind, "data-label": label || null }, value)),
+  );
+}
+
+// The model as words that wrap at their spaces: a shape (2-64-64-1) is not cut, but a deep
+// one (2-128-128-64-64-32-1) may wrap after a layer, or it would widen the table.
+const DEEP_SHAPE = 12; // characters
+
+function modelWords(run) {
+  const words = describeModel(run).split(" ");
+  return el(
+    "span",
+    {},
+    ...words.flatMap((word, index) => {
+      const parts = word.length > DEEP_SHAPE ? word.split(/(?<=-)/).flatMap((part) => [part, el("wbr")]) : [word];
+      return [index ? " " : null, el("span", { class: "word" }, ...parts)];
+    }),
   );
 }
 

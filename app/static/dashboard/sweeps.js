@@ -1,5 +1,6 @@
-// The sweeps: each with its grid and its runs counted by status.
+// The sweeps: each with its grid and its runs counted by status; and a form to start one.
 import { api, el, formatDate, ready, showError } from "./api.js";
+import { loadDatasets } from "./sweep_form.js";
 
 function counts(sweep) {
   return Object.entries(sweep.counts)
@@ -9,6 +10,7 @@ function counts(sweep) {
 }
 
 await ready;
+loadDatasets();
 try {
   const { data } = await api("/sweeps?limit=200");
   document.getElementById("sweeps-body").replaceChildren(
@@ -16,16 +18,18 @@ try {
       el(
         "tr",
         { "data-sweep": sweep.id },
-        el("td", { class: "num" }, el("a", { href: `/ui/sweeps/${sweep.id}`, text: `#${sweep.id}` })),
-        el("td", { text: sweep.name ?? "–" }),
-        el("td", { text: sweep.dataset }),
-        el("td", { text: Object.entries(sweep.grid).map(([key, values]) => `${key}: ${values.map((v) => JSON.stringify(v)).join(", ")}`).join("; ") }),
-        el("td", { text: counts(sweep) }),
-        el("td", { text: formatDate(sweep.created_at) }),
+        // data-label: on a phone each row is a card, and each value says what it is.
+        el("td", { class: "num", "data-label": "Sweep" }, el("a", { href: `/ui/sweeps/${sweep.id}`, text: `#${sweep.id}` })),
+        el("td", { "data-label": "Name", text: sweep.name ?? "–" }),
+        el("td", { "data-label": "Dataset", text: sweep.dataset }),
+        el("td", { "data-label": "Grid", class: "wrap", text: Object.entries(sweep.grid).map(([key, values]) => `${key}: ${values.map((v) => JSON.stringify(v)).join(", ")}`).join("; ") }),
+        el("td", { "data-label": "Runs", text: counts(sweep) }),
+        el("td", { "data-label": "Created", text: formatDate(sweep.created_at) }),
       ),
     ),
   );
   document.getElementById("sweeps-empty").hidden = data.length > 0;
+  document.getElementById("sweeps-table").hidden = data.length === 0;
 } catch (error) {
   showError(error);
 }
