@@ -18,6 +18,8 @@ from scripts.live_server import LiveServer
 from tests.browser import chromium, screenshot, watched_context
 from tests.polling import wait_ended, wait_for
 
+pytestmark = [pytest.mark.live, pytest.mark.browser]
+
 SIZES = [(1280, 800), (390, 844)]
 CURVE_CSV = PROJECT_ROOT / "data" / "curve.csv"
 # 64 characters, the longest name a dataset may have.
