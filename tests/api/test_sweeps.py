@@ -264,6 +264,7 @@ def test_a_three_axis_grid_is_laid_out_about_square_by_default(client: TestClien
     assert readmes.size == default.size
 
 
+@pytest.mark.live
 def test_pictures_show_what_there_is_while_runs_train(one_worker_client: TestClient) -> None:
     """One worker: the first run trains and checkpoints while the second waits its turn. Its
     boundary is drawn at once; the second's panel is empty (no data, no field) until it has a
