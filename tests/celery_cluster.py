@@ -95,3 +95,34 @@ def celery_cluster(folder: Path, redis_database: int) -> Iterator[Cluster]:
                 yield found
             finally:
                 found.stop_workers()
+
+
+# PC_HEARTBEAT_TIMEOUT_S of `one_api`'s deployments: seconds, so liveness is judged quickly.
+ONE_API_HEARTBEAT_TIMEOUT_S = 4.0
+
+
+def celery_env(database_url: str, broker_url: str, folder: Path) -> dict[str, str]:
+    """The settings of a one-API Celery deployment on these databases, its store in `folder`."""
+    return {
+        "PC_RUNNER": "celery",
+        "PC_DATABASE_URL": database_url,
+        "PC_BROKER_URL": broker_url,
+        "PC_MODELS_STORE": str(folder / "store"),
+        "PC_HEARTBEAT_TIMEOUT_S": str(ONE_API_HEARTBEAT_TIMEOUT_S),
+        "PC_RECONCILE_INTERVAL_S": "0.5",
+        "PC_PROGRESS_INTERVAL_S": "0.1",
+    }
+
+
+@contextmanager
+def one_api(folder: Path, redis_database: int) -> Iterator[Cluster]:
+    """One API (`a`) on a fresh PostgreSQL database and Redis database, no worker yet; the
+    workers the test starts are stopped afterwards."""
+    with fresh_postgres_database() as url, fresh_redis_database(redis_database) as broker:
+        cluster = Cluster(folder, celery_env(url, broker, folder))
+        (folder / "a").mkdir()
+        with cluster.a:
+            try:
+                yield cluster
+            finally:
+                cluster.stop_workers()

@@ -23,27 +23,15 @@ from app.main import create_app
 from app.models import Run
 from app.models.base import utcnow
 from app.vocabulary import RunStatus
-from tests.celery_cluster import Cluster
+from tests.celery_cluster import ONE_API_HEARTBEAT_TIMEOUT_S, Cluster, celery_env, one_api
 from tests.polling import run_status, wait_ended, wait_for
 from tests.services_needed import fresh_postgres_database, fresh_redis_database
 from tests.tcp_proxy import Mode, TcpProxy
 
 REDIS_DATABASE = 12
-TIMEOUT_S = 4.0  # PC_HEARTBEAT_TIMEOUT_S in these tests
+TIMEOUT_S = ONE_API_HEARTBEAT_TIMEOUT_S
 # Trains for minutes on one thread: it is still running whenever the test looks.
 LONG_RUN = {"architecture": "mlp", "hidden_layers": [64, 64], "epochs": 1_000_000}
-
-
-def celery_env(database_url: str, broker_url: str, folder: Path) -> dict[str, str]:
-    return {
-        "PC_RUNNER": "celery",
-        "PC_DATABASE_URL": database_url,
-        "PC_BROKER_URL": broker_url,
-        "PC_MODELS_STORE": str(folder / "store"),
-        "PC_HEARTBEAT_TIMEOUT_S": str(TIMEOUT_S),
-        "PC_RECONCILE_INTERVAL_S": "0.5",
-        "PC_PROGRESS_INTERVAL_S": "0.1",
-    }
 
 
 @pytest.fixture
@@ -109,30 +97,22 @@ def libfaketime() -> str:
 
 @pytest.mark.live
 @pytest.mark.cluster
-def test_a_worker_whose_clock_is_behind_stays_visible_and_keeps_its_run(
-    postgres_and_redis: tuple[str, str], tmp_path: Path
-) -> None:
+def test_a_worker_whose_clock_is_behind_stays_visible_and_keeps_its_run(tmp_path: Path) -> None:
     """A worker 20 s behind the database (libfaketime) is listed in /workers and trains its run
     to the end with no restart: heartbeats are stamped and judged by the database's clock."""
-    database_url, broker = postgres_and_redis
-    cluster = Cluster(tmp_path, celery_env(database_url, broker, tmp_path))
-    (tmp_path / "a").mkdir()
-    with cluster.a:
+    with one_api(tmp_path, REDIS_DATABASE) as cluster:
         cluster.start_worker(
             LD_PRELOAD=libfaketime(), FAKETIME="-20s", FAKETIME_DONT_FAKE_MONOTONIC="1"
         )
-        try:
-            cluster.wait_for_workers(1)
-            slow = {"architecture": "mlp", "hidden_layers": [256, 256], "epochs": 3000}
-            run_id = httpx.post(f"{cluster.a.url}/runs", json=slow).json()["id"]
-            with httpx.Client(base_url=cluster.a.url, timeout=30) as http:
-                wait_for(lambda: run_status(http, run_id)["status"] == "running", 60)
-                time.sleep(2 * TIMEOUT_S)  # past the timeout: a skewed beat would be stale now
-                assert len(cluster.live_workers()) == 1
-                run = wait_ended(http, run_id, 300)
-            assert (run["status"], run["restarts"]) == ("succeeded", 0), run
-        finally:
-            cluster.stop_workers()
+        cluster.wait_for_workers(1)
+        slow = {"architecture": "mlp", "hidden_layers": [256, 256], "epochs": 3000}
+        run_id = httpx.post(f"{cluster.a.url}/runs", json=slow).json()["id"]
+        with httpx.Client(base_url=cluster.a.url, timeout=30) as http:
+            wait_for(lambda: run_status(http, run_id)["status"] == "running", 60)
+            time.sleep(2 * TIMEOUT_S)  # past the timeout: a skewed beat would be stale now
+            assert len(cluster.live_workers()) == 1
+            run = wait_ended(http, run_id, 300)
+        assert (run["status"], run["restarts"]) == ("succeeded", 0), run
 
 
 @pytest.fixture

@@ -14,10 +14,8 @@ import httpx
 import pytest
 
 from app.core.config import PROJECT_ROOT
-from tests.celery_cluster import Cluster
-from tests.jobs.test_liveness import celery_env
+from tests.celery_cluster import Cluster, one_api
 from tests.polling import run_status, wait_ended
-from tests.services_needed import fresh_postgres_database, fresh_redis_database
 
 pytestmark = [pytest.mark.live, pytest.mark.cluster]
 
@@ -28,14 +26,8 @@ START_DEADLINE_S = 60  # a refusal comes before the pool starts: seconds, on a b
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Cluster]:
     """One API on a fresh PostgreSQL database and Redis database; no workers yet."""
-    with fresh_postgres_database() as url, fresh_redis_database(REDIS_DATABASE) as broker:
-        cluster = Cluster(tmp_path, celery_env(url, broker, tmp_path))
-        (tmp_path / "a").mkdir()
-        with cluster.a:
-            try:
-                yield cluster
-            finally:
-                cluster.stop_workers()
+    with one_api(tmp_path, REDIS_DATABASE) as cluster:
+        yield cluster
 
 
 def test_a_worker_on_another_store_refuses_to_start_and_one_on_the_apis_trains(

@@ -16,10 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.celery_cluster import Cluster
-from tests.jobs.test_liveness import celery_env
+from tests.celery_cluster import Cluster, one_api
 from tests.polling import wait_ended, wait_for
-from tests.services_needed import fresh_postgres_database, fresh_redis_database
 
 pytestmark = [pytest.mark.live, pytest.mark.cluster]
 
@@ -42,16 +40,10 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture
 def one_worker(tmp_path: Path) -> Iterator[Cluster]:
-    with fresh_postgres_database() as url, fresh_redis_database(REDIS_DATABASE) as broker:
-        cluster = Cluster(tmp_path, celery_env(url, broker, tmp_path))
-        (tmp_path / "a").mkdir()
-        with cluster.a:
-            cluster.start_worker()
-            try:
-                cluster.wait_for_workers(1)
-                yield cluster
-            finally:
-                cluster.stop_workers()
+    with one_api(tmp_path, REDIS_DATABASE) as cluster:
+        cluster.start_worker()
+        cluster.wait_for_workers(1)
+        yield cluster
 
 
 def test_a_pool_process_slow_to_start_is_waited_for_and_trains(one_worker: Cluster) -> None:
