@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 
 from app.ml.architectures import InvalidArchitecture, network_spec
 from app.ml.datagen import Points
-from app.ml.engine import TrainConfig, train
+from app.ml.engine import Report, TrainConfig, TrainResult, train
 from app.ml.inference import TrainedModel, model_from_checkpoint
 from app.ml.plots import (
     render_model_boundary_png,
@@ -47,17 +48,18 @@ class _PrintTutorialLines:
         self.log_every, self.last_epoch = log_every, last_epoch
         self.final_state: dict[str, Any] | None = None
 
-    def on_progress(
-        self, first_epoch: int, losses: list[float], val_losses: list[float] | None
-    ) -> bool:
-        for offset, loss in enumerate(losses):
-            epoch = first_epoch + offset
-            if epoch % self.log_every == 0 or epoch == self.last_epoch:
-                print(f"Epoch {epoch}, Loss: {loss}", flush=True)
-        return True
+    def on_progress(self, reports: list[Report]) -> Collection[int]:
+        for report in reports:
+            for epoch, loss in enumerate(report.losses, start=report.first_epoch):
+                if epoch % self.log_every == 0 or epoch == self.last_epoch:
+                    print(f"Epoch {epoch}, Loss: {loss}", flush=True)
+        return ()
 
-    def on_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
+    def on_checkpoint(self, member: int, epoch: int, state: dict[str, Any]) -> None:
         self.final_state = state
+
+    def on_end(self, member: int, result: TrainResult) -> None:
+        pass
 
 
 def _read_points(path: str) -> Points:

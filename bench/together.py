@@ -1,20 +1,18 @@
 """7. A sweep's runs trained together as one stacked model, against the same runs one after
-another, each as `engine.train` trains a run alone. Both in one process with a worker's threads,
+another, each trained alone. Both in one process with a worker's threads,
 callbacks that keep every loss and checkpoint state, on the tutorial's curve."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
 from typing import Any
 
 import numpy as np
 import torch
 
 from app.ml.architectures import network_spec
-from app.ml.engine import TrainConfig, TrainResult, train
+from app.ml.engine import Member, TrainConfig, train, train_group
 from app.ml.points_csv import parse_points_csv
-from app.ml.stacked import Member, Report, train_group
 from bench.context import BenchContext, threads
 from bench.report import Figure, at_least, median, spread
 from bench.training import KeepLosses
@@ -26,24 +24,6 @@ CASES = [
     ("16 x 2-16-16-1 tanh", ("mlp", [16, 16], "tanh"), 16, 2000, 4.0),
     ("8 x complex", ("complex", None, None), 8, 2000, None),
 ]
-
-
-class KeepGroupLosses:
-    """A worker's callbacks for a group, minus the database: every loss is kept."""
-
-    def __init__(self, members: int) -> None:
-        self.losses: list[list[float]] = [[] for _ in range(members)]
-
-    def on_progress(self, reports: list[Report]) -> Collection[int]:
-        for report in reports:
-            self.losses[report.member] += report.losses
-        return ()
-
-    def on_checkpoint(self, member: int, epoch: int, state: dict[str, Any]) -> None:
-        pass
-
-    def on_end(self, member: int, result: TrainResult) -> None:
-        pass
 
 
 def configs(shape: tuple[str, Any, Any], runs: int, epochs: int) -> list[TrainConfig]:
@@ -64,7 +44,7 @@ def apart(group: list[TrainConfig], points: Any) -> float:
 
 def together(group: list[TrainConfig], points: Any) -> float:
     started = time.perf_counter()
-    train_group([Member(config) for config in group], points, CPU, KeepGroupLosses(len(group)))
+    train_group([Member(config) for config in group], points, CPU, KeepLosses(len(group)))
     return time.perf_counter() - started
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 import torch
 
 from app.ml.architectures import network_spec
-from app.ml.engine import TrainConfig, train
+from app.ml.engine import Report, TrainConfig, TrainResult, train
 from app.ml.points_csv import parse_points_csv
 from bench.context import BenchContext, threads
 from bench.report import Figure, at_least, median, spread
@@ -18,16 +19,21 @@ TARGETS = {"simple": 8.0, "complex": 2.0}
 
 
 class KeepLosses:
-    """Callbacks as a worker's, minus the database: every loss is received and kept."""
+    """A worker's callbacks, minus the database: every member's every loss is received and
+    kept."""
 
-    def __init__(self) -> None:
-        self.losses: list[float] = []
+    def __init__(self, members: int = 1) -> None:
+        self.losses: list[list[float]] = [[] for _ in range(members)]
 
-    def on_progress(self, first_epoch: int, losses: list[float], val: list[float] | None) -> bool:
-        self.losses += losses
-        return True
+    def on_progress(self, reports: list[Report]) -> Collection[int]:
+        for report in reports:
+            self.losses[report.member] += report.losses
+        return ()
 
-    def on_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
+    def on_checkpoint(self, member: int, epoch: int, state: dict[str, Any]) -> None:
+        pass
+
+    def on_end(self, member: int, result: TrainResult) -> None:
         pass
 
 

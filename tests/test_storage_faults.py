@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from app.core.errors import DatabaseUnusable
 from app.main import create_app
 from app.ml.architectures import SIMPLE
 from app.ml.checkpoints import TMP_SUFFIX, checkpoint_relpath, export_relpath, write_checkpoint
-from app.ml.engine import TrainConfig, train
+from app.ml.engine import Report, TrainConfig, TrainResult, train
 from app.models import Checkpoint
 
 
@@ -29,11 +29,14 @@ class KeepStates:
     def __init__(self) -> None:
         self.states: dict[int, dict[str, Any]] = {}
 
-    def on_progress(self, first: int, losses: list[float], val: list[float] | None) -> bool:
-        return True
+    def on_progress(self, reports: list[Report]) -> Collection[int]:
+        return ()
 
-    def on_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
+    def on_checkpoint(self, member: int, epoch: int, state: dict[str, Any]) -> None:
         self.states[epoch] = state
+
+    def on_end(self, member: int, result: TrainResult) -> None:
+        pass
 
 
 def trained_state(epochs: int = 20) -> dict[str, Any]:

@@ -34,8 +34,7 @@ from app.ml.checkpoints import (
     write_checkpoint_bytes,
 )
 from app.ml.devices import DeviceUnavailable, resolve_device
-from app.ml.engine import TrainResult, train
-from app.ml.stacked import Member, Report, train_group
+from app.ml.engine import Member, Report, TrainResult, train_group
 from app.services import run_lifecycle as lifecycle
 from app.services.workers import idle_workers
 from app.vocabulary import FailureReason, RunStatus, StopReason, TrainOutcome
@@ -151,7 +150,10 @@ class StoreFull(Exception):
 
 
 @dataclass
-class _DatabaseCallbacks:
+class _RunWrites:
+    """What training one claimed run writes: its checkpoints, under its claim; and why it
+    stops, once the database says."""
+
     claim: lifecycle.Claim
     ctx: TaskContext
     stop_reason: StopReason | None = None
@@ -160,18 +162,6 @@ class _DatabaseCallbacks:
     @property
     def run_id(self) -> int:
         return self.claim.run_id
-
-    def on_progress(
-        self, first_epoch: int, losses: list[float], val_losses: list[float] | None
-    ) -> bool:
-        self.ctx.on_report()
-        ack = write(
-            self.ctx,
-            lambda session: lifecycle.record_progress(
-                session, self.claim, first_epoch, losses, val_losses
-            ),
-        )
-        return self.note(ack)
 
     def note(self, ack: lifecycle.ProgressAck) -> bool:
         """Take the database's answer to a report; False means stop."""
@@ -213,7 +203,7 @@ class _DatabaseCallbacks:
                 "checkpoints left to thin; free space (delete runs) or raise the limit"
             )
 
-    def on_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
+    def checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
         # Named with the claim's number: a worker that lost the run while paused writes (and
         # then removes) its own file, never its new owner's.
         relpath = checkpoint_relpath(self.run_id, epoch, self.claim.number)
@@ -297,39 +287,16 @@ def execute_run(claim: lifecycle.Claim, ctx: TaskContext) -> None:
         return
     trained = [job.claim for job, _ in members]
     write(ctx, lambda session: lifecycle.set_device_used(session, trained, str(device)))
-    if len(members) == 1:
-        _train_alone(ctx, *members[0], device)
-    else:
-        _train_together(ctx, members, device)
-
-
-def _train_alone(
-    ctx: TaskContext, job: lifecycle.TrainingJob, resume: dict[str, Any] | None, device: Any
-) -> None:
-    callbacks = _DatabaseCallbacks(job.claim, ctx)
-    try:
-        with Heartbeat(ctx, [job.claim]) as heartbeat:
-            result = train(
-                job.config,
-                job.points,
-                device,
-                callbacks,
-                resume=resume,
-                report_interval_s=ctx.report_interval_s,
-                should_stop=heartbeat.should_stop,
-            )
-    except Exception as exc:
-        _failed(ctx, callbacks, exc)
-        return
-    _conclude(ctx, callbacks, result, heartbeat)
+    _train(ctx, members, device)
 
 
 @dataclass
-class _GroupCallbacks:
-    """A group's reports go to the database in one transaction; each run ends as it ends."""
+class _DatabaseCallbacks:
+    """The engine's callbacks for the claimed runs: every report goes to the database in one
+    transaction, each run's checkpoints under its claim, and each run ends as it ends."""
 
     ctx: TaskContext
-    members: list[_DatabaseCallbacks]
+    runs: list[_RunWrites]
     heartbeat: Heartbeat
     ended: set[int] = field(default_factory=set)
 
@@ -340,7 +307,7 @@ class _GroupCallbacks:
             return [
                 lifecycle.record_progress(
                     session,
-                    self.members[report.member].claim,
+                    self.runs[report.member].claim,
                     report.first_epoch,
                     report.losses,
                     report.val_losses,
@@ -352,29 +319,31 @@ class _GroupCallbacks:
         return [
             report.member
             for report, ack in zip(reports, acks, strict=True)
-            if not self.members[report.member].note(ack)
+            if not self.runs[report.member].note(ack)
         ]
 
     def on_checkpoint(self, member: int, epoch: int, state: dict[str, Any]) -> None:
-        self.members[member].on_checkpoint(epoch, state)
+        self.runs[member].checkpoint(epoch, state)
 
     def on_end(self, member: int, result: TrainResult) -> None:
         self.ended.add(member)
-        callbacks = self.members[member]
-        self.heartbeat.forget(callbacks.claim)
-        _conclude(self.ctx, callbacks, result, self.heartbeat)
+        run = self.runs[member]
+        self.heartbeat.forget(run.claim)
+        _conclude(self.ctx, run, result, self.heartbeat)
 
 
-def _train_together(
+def _train(
     ctx: TaskContext,
     members: list[tuple[lifecycle.TrainingJob, dict[str, Any] | None]],
     device: Any,
 ) -> None:
+    """Train the claimed runs: one, or a sweep's group together as one stacked model."""
     claims = [job.claim for job, _ in members]
     run_ids = [claim.run_id for claim in claims]
-    log.info("runs %s train together as one stacked model", run_ids)
+    if len(run_ids) > 1:
+        log.info("runs %s train together as one stacked model", run_ids)
     with Heartbeat(ctx, claims) as heartbeat:
-        callbacks = _GroupCallbacks(ctx, [_DatabaseCallbacks(c, ctx) for c in claims], heartbeat)
+        callbacks = _DatabaseCallbacks(ctx, [_RunWrites(c, ctx) for c in claims], heartbeat)
 
         def stop_requests() -> list[int]:
             if ctx.should_release():
@@ -391,12 +360,12 @@ def _train_together(
                 stop_requests=stop_requests,
             )
         except Exception as exc:
-            for member, run_callbacks in enumerate(callbacks.members):
+            for member, run in enumerate(callbacks.runs):
                 if member not in callbacks.ended:
-                    _failed(ctx, run_callbacks, exc)
+                    _failed(ctx, run, exc)
 
 
-def _failed(ctx: TaskContext, callbacks: _DatabaseCallbacks, exc: Exception) -> None:
+def _failed(ctx: TaskContext, callbacks: _RunWrites, exc: Exception) -> None:
     """A run whose training raised: failed, unless it was deleted or taken back meanwhile."""
     run_id = callbacks.run_id
     if isinstance(exc, StoreFull):
@@ -419,7 +388,7 @@ def _failed(ctx: TaskContext, callbacks: _DatabaseCallbacks, exc: Exception) -> 
 
 
 def _conclude(
-    ctx: TaskContext, callbacks: _DatabaseCallbacks, result: TrainResult, heartbeat: Heartbeat
+    ctx: TaskContext, callbacks: _RunWrites, result: TrainResult, heartbeat: Heartbeat
 ) -> None:
     """Record how a run's training ended."""
     run_id, claim, stop_reason = callbacks.run_id, callbacks.claim, callbacks.stop_reason

@@ -20,8 +20,7 @@ from app.core.db import database_now
 from app.ml.architectures import NetworkSpec
 from app.ml.checkpoints import CheckpointRef
 from app.ml.devices import DeviceUnavailable, resolve_device
-from app.ml.engine import TrainConfig
-from app.ml.stacked import group_key, most_runs_stacked
+from app.ml.engine import TrainConfig, group_key, most_runs_stacked
 from app.models import Checkpoint, Dataset, Run, RunHistory, RunStatus
 from app.models.base import utcnow
 from app.services.datasets import dataset_points
@@ -184,7 +183,7 @@ def run_config(run: Run) -> TrainConfig:
 
 def claim_group(session: Session, claim: Claim, *, most: int, idle_workers: int) -> list[Claim]:
     """The claimed run, and the queued runs of its sweep this worker takes to train with it
-    as one stacked model: those that can (`stacked.group_key`), oldest first, at most `most`
+    as one stacked model: those that can (`engine.group_key`), oldest first, at most `most`
     in all, and no more than a fair share when idle workers have nothing else to take.
     """
     run = session.get(Run, claim.run_id)

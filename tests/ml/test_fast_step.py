@@ -12,8 +12,8 @@ from torch import nn
 from app.ml import engine
 from app.ml.architectures import build_network, network_spec
 from app.ml.engine import TrainConfig, make_optimizer, train
-from app.ml.fast_step import FastStep, FlatOptimizer
-from app.vocabulary import Activation, Optimizer
+from app.ml.step import FastStep
+from app.vocabulary import Activation, LossFunction, Optimizer
 from tests.ml.training import CPU, Recorder, points
 
 CASES: dict[str, dict[str, Any]] = {
@@ -45,11 +45,12 @@ def run(config: TrainConfig, *, fast: bool, **options: Any) -> Recorder:
     return recorder
 
 
+@pytest.mark.parametrize("loss", list(LossFunction))
 @pytest.mark.parametrize("network", CASES.values(), ids=CASES.keys())
 def test_fast_path_gives_autograds_history_and_weights_bit_for_bit(
-    network: dict[str, Any],
+    network: dict[str, Any], loss: LossFunction
 ) -> None:
-    config = make_config(network, checkpoint_every=30, validation_split=0.1)
+    config = make_config(network, checkpoint_every=30, validation_split=0.1, loss=loss)
     reference, fast = run(config, fast=False), run(config, fast=True)
     assert len(fast.losses) == 60
     assert fast.losses == reference.losses
@@ -59,11 +60,12 @@ def test_fast_path_gives_autograds_history_and_weights_bit_for_bit(
             assert torch.equal(fast.checkpoints[epoch]["model"][name], tensor), name
 
 
+@pytest.mark.parametrize("loss", list(LossFunction))
 @pytest.mark.parametrize("options", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
 def test_every_optimizer_on_the_fast_path_matches_torch_optim_and_its_state(
-    options: dict[str, Any],
+    options: dict[str, Any], loss: LossFunction
 ) -> None:
-    config = make_config(CASES["complex"], epochs=40, checkpoint_every=40, **options)
+    config = make_config(CASES["complex"], epochs=40, checkpoint_every=40, loss=loss, **options)
     reference, fast = run(config, fast=False), run(config, fast=True)
     assert fast.losses == reference.losses
     expected = reference.checkpoints[40]["optimizer"]
@@ -98,14 +100,15 @@ def test_the_model_reads_the_flat_buffer_the_optimizer_writes() -> None:
     torch.manual_seed(0)
     model = build_network(network_spec("complex"))
     before = {name: value.clone() for name, value in model.state_dict().items()}
-    step = FastStep(model, Activation.RELU)
-    optimizer = FlatOptimizer(Optimizer.ADAM, 0.01, 0.0, step)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    step = FastStep(
+        [model], [optimizer], [(Optimizer.ADAM, 0.01, 0.0)], Activation.RELU, LossFunction.BCE
+    )
     data = torch.as_tensor(points("curve"), dtype=torch.float32)
-    step.forward_backward(data[:, :2], data[:, 2:])
-    optimizer.step()
+    step(data[:, :2], data[:, 2:])
     after = model.state_dict()
     assert all(not torch.equal(after[name], before[name]) for name in before)
-    assert torch.equal(step.weights[0], step.flat[: 2 * 128].view(128, 2))
+    assert torch.equal(step.weights[0], step.params[0, : 2 * 128].view(128, 2))
     assert step.weights[0].data_ptr() == next(model.parameters()).data_ptr()
 
 
@@ -113,8 +116,10 @@ def test_an_empty_optimizer_state_exports_as_torch_writes_it() -> None:
     model = build_network(network_spec("simple"))
     config = make_config(CASES["simple"])
     optimizer = make_optimizer(config, model.parameters())
-    flat = FlatOptimizer(Optimizer.ADAM, 0.003, 0.0, FastStep(model, Activation.NONE))
-    flat.export_to(optimizer)
+    step = FastStep(
+        [model], [optimizer], [(Optimizer.ADAM, 0.003, 0.0)], Activation.NONE, LossFunction.BCE
+    )
+    step.export(0, optimizer)
     assert optimizer.state_dict()["state"] == {}
 
 
