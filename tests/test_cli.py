@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from app.cli import build_parser
 from app.core.config import PROJECT_ROOT
 from tests.images import decode_png
 
@@ -172,3 +174,29 @@ def test_the_service_commands_refuse_bad_input_saying_what_is_accepted() -> None
     assert migrate.returncode == 1
     assert "cannot migrate the database at PC_DATABASE_URL=" in migrate.stderr
     assert "Traceback" not in migrate.stderr
+
+
+def test_train_defaults_and_flags_are_the_ones_docs_cli_md_gives() -> None:
+    # docs/cli.md: `--epochs` defaults to the tutorial's 20001, a line every 1000 epochs, the
+    # tutorial's Adam at lr 0.003 and full batch, `--style tutorial` the default; and it names
+    # every flag of both commands.
+    args = build_parser().parse_args(["train", "data/curve.csv", "complex"])
+    assert (args.epochs, args.log_every, args.lr, args.optimizer, args.loss) == (
+        20001,
+        1000,
+        0.003,
+        "adam",
+        "bce",
+    )
+    assert (args.batch_size, args.style, args.output) == (None, "tutorial", None)
+    page = (PROJECT_ROOT / "docs" / "cli.md").read_text()
+    prose = re.sub(r"```.*?```", "", page, flags=re.DOTALL)
+    code = re.findall(r"```.*?```", page, flags=re.DOTALL) + re.findall(r"`([^`]+)`", prose)
+    named = {word for span in code for word in span.split()}
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for command, subparser in commands.choices.items():
+        assert command in named, command
+        for action in subparser._actions:
+            if action.option_strings and action.dest != "help":
+                assert named & set(action.option_strings), (command, action.option_strings)

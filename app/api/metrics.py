@@ -42,6 +42,7 @@ from app.vocabulary import RunStatus
 
 # Routes whose responses stream for as long as a run trains: counted, not timed.
 STREAMING_ROUTES = frozenset({"/runs/{run_id}/events"})
+METRICS_PATH = "/metrics"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNROUTED = "unrouted"  # no route matched (404), or the request was refused before routing
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -203,7 +204,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get(
-    "/metrics",
+    METRICS_PATH,
     summary="Prometheus metrics",
     response_class=Response,
     dependencies=[Depends(require_metrics_key)],

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.api.metrics import METRICS_PATH
 from app.api.responses import ERROR_EXAMPLES
 from app.core.config import Settings
 from app.ml.devices import available_devices
@@ -20,18 +21,21 @@ WRITE_METHODS = ("post", "put", "patch", "delete")
 EXAMPLES_WITH_NULLS = {("/runs", "post"): RUN_EXAMPLES}
 
 
-def _needs_key(method: str, settings: Settings) -> bool:
+def _needs_key(path: str, method: str, settings: Settings) -> bool:
+    """As `require_api_key` and `require_metrics_key` decide it."""
     if settings.api_key is None:
         return False
-    return method in WRITE_METHODS or settings.protect_reads
+    if method in WRITE_METHODS:
+        return True
+    return settings.protect_reads and not (path == METRICS_PATH and settings.metrics_open)
 
 
 def _truthful(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    for path_item in schema.get("paths", {}).values():
+    for path, path_item in schema.get("paths", {}).items():
         for method, operation in path_item.items():
             if not isinstance(operation, dict) or "security" not in operation:
                 continue
-            if not _needs_key(method, settings):
+            if not _needs_key(path, method, settings):
                 del operation["security"]
                 operation.get("responses", {}).pop("401", None)
     if settings.api_key is None:

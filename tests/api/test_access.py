@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,42 @@ def test_swagger_ui_offers_the_bearer_scheme(keyed: TestClient) -> None:
     schema = keyed.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert {"HTTPBearer": []} in schema["paths"]["/runs"]["post"]["security"]
+
+
+def _filled(path: str) -> str:
+    """An operation's path with its parameters filled in: a dataset's name, or id 1."""
+    return re.sub(r"\{[^}]+\}", lambda m: "curve" if m.group(0) == "{ref}" else "1", path)
+
+
+@pytest.mark.parametrize(
+    ("protect_reads", "metrics_open"), [(False, False), (True, False), (True, True)]
+)
+def test_the_schema_declares_the_key_on_exactly_the_operations_that_refuse_without_it(
+    settings: Settings, protect_reads: bool, metrics_open: bool
+) -> None:
+    # SECURITY.md and docs/configuration.md: with PC_API_KEY every POST and DELETE needs the
+    # key; PC_PROTECT_READS closes the reads but /health and /workers; PC_METRICS_OPEN opens
+    # /metrics again. The schema declares the bearer scheme on exactly those operations.
+    settings.api_key = SecretStr(KEY)
+    settings.protect_reads, settings.metrics_open = protect_reads, metrics_open
+    open_reads = {"/health", "/workers"} | ({"/metrics"} if metrics_open else set())
+    with TestClient(create_app(settings)) as client:
+        schema = client.get("/openapi.json").json()
+        operations = [
+            (method, path, operation)
+            for path, item in schema["paths"].items()
+            for method, operation in item.items()
+        ]
+        assert {method for method, _, _ in operations} == {"get", "post", "delete"}
+        for method, path, operation in operations:
+            needs_key = method != "get" or (protect_reads and path not in open_reads)
+            answer = client.request(method.upper(), _filled(path), json={})
+            assert answer.status_code == 401 if needs_key else answer.status_code != 401, (
+                method,
+                path,
+                answer.text,
+            )
+            assert ("security" in operation) == needs_key, (method, path)
 
 
 def test_an_empty_key_setting_means_no_key(settings: Settings) -> None:

@@ -44,3 +44,26 @@ def test_a_422_lists_at_most_twenty_errors(client: TestClient) -> None:
     assert len(detail) == 21
     assert detail[-1]["msg"] == "and 980 more errors like these"
     assert detail[0]["loc"] == ["body", "points", 0, 0]
+
+
+def test_the_documented_caps_are_the_ones_applied(client: TestClient) -> None:
+    # SECURITY.md and docs/configuration.md: /predict takes at most 6,404,096 bytes (100,000
+    # points), every other JSON route 64 KiB.
+    assert (SMALL_JSON_BYTES, PREDICT_BYTES, MAX_PREDICT_POINTS) == (65_536, 6_404_096, 100_000)
+    headers = {"content-type": "application/json"}
+    for size, status in ((65_536, 422), (65_537, 413)):
+        body = json.dumps({"dataset": ""})
+        body = body.replace('""', '"' + "x" * (size - len(body)) + '"')
+        assert len(body) == size
+        assert client.post("/runs", content=body, headers=headers).status_code == status
+
+
+def test_100000_points_of_the_longest_spelling_fit_in_predicts_cap(client: TestClient) -> None:
+    widest = -1.2345678901234567e-300  # a float's longest repr
+    points = [[widest, widest]] * MAX_PREDICT_POINTS
+    body = json.dumps({"run_id": 1, "points": points, "epoch": None})
+    assert len(body) <= PREDICT_BYTES
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    # Read whole and validated: what is left to say is that there is no run 1.
+    assert response.status_code == 404, response.text[:300]
+    assert response.json()["detail"] == "no run with id 1"

@@ -134,8 +134,12 @@ def test_upload_rejects_more_than_max_points(settings: Settings) -> None:
     rows = "".join(f"0.{i},0.5,{i % 2}\n" for i in range(1, 8))
     with TestClient(create_app(settings)) as client:
         status, body = upload(client, rows)
-    assert status == 422
-    assert "row 6: too many points; at most 5 rows are accepted" in body["detail"]
+        assert status == 422
+        assert "row 6: too many points; at most 5 rows are accepted" in body["detail"]
+        # "At most PC_MAX_POINTS rows" (README.md): that many are taken.
+        status, body = upload(client, "".join(rows.splitlines(keepends=True)[:5]))
+        assert status == 201, body
+        assert body["n_points"] == 5
 
 
 def test_upload_over_size_limit_is_413_and_stores_nothing(settings: Settings) -> None:

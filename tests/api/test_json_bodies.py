@@ -1,7 +1,9 @@
-"""Every route whose body is JSON refuses a body not sent as JSON, saying how to send it."""
+"""Every route whose body is JSON refuses a body not sent as JSON, saying how to send it, and
+answers a NaN or an infinity in it with a 422 that is JSON itself."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -88,3 +90,33 @@ def test_routes_without_a_json_body_are_not_held_to_it(client: TestClient) -> No
         "/datasets", files={"file": ("p.csv", b"0.1,0.2,0\n0.3,0.4,1\n")}, data={"name": "form"}
     )
     assert upload.status_code == 201, upload.text
+
+
+def _no_constants(name: str) -> None:
+    raise AssertionError(f"the answer holds {name}, which JSON does not have")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "echoed"),
+    [
+        ("/runs", b'{"learning_rate": NaN}', "nan"),
+        ("/runs", b'{"architecture": "simple", "seed": 1e400}', "inf"),
+        ("/runs/{run_id}/resume", b'{"epochs": -Infinity}', "-inf"),
+        ("/datasets/generate", b'{"kind": "xor", "name": "n", "noise": Infinity}', "inf"),
+        ("/datasets/generate/preview", b'{"kind": "xor", "n": NaN}', "nan"),
+        ("/predict", b'{"run_id": 1, "points": [[NaN, 0.5]]}', "nan"),
+    ],
+)
+def test_nan_and_infinity_are_refused_and_echoed_as_text_never_as_a_500(
+    client: TestClient, path: str, body: bytes, echoed: str
+) -> None:
+    # app/api/errors.py: "JSON has no NaN or infinity: such inputs are echoed back as text".
+    run_id = client.post("/runs", json={"architecture": "simple", "epochs": 10}).json()["id"]
+    before = stored(client)
+    response = client.post(
+        path.format(run_id=run_id), content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    detail = json.loads(response.text, parse_constant=_no_constants)["detail"]
+    assert echoed in [error["input"] for error in detail]
+    assert stored(client) == before

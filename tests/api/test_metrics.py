@@ -3,6 +3,7 @@ service works; labels only from route templates and fixed names."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from app.core.config import Settings
+from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
 from tests.polling import wait_ended, wait_for
 
@@ -169,3 +170,37 @@ def test_metrics_need_the_key_where_reads_do(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         assert client.get("/metrics").status_code == 200
         assert client.get("/runs").status_code == 401
+
+
+def documented_metrics() -> dict[str, tuple[set[str], set[str]]]:
+    """docs/operations.md's metrics table: each metric's labels, and the label values its row
+    names in backticks (`device`, `checkpoint`, ...)."""
+    page = (PROJECT_ROOT / "docs" / "operations.md").read_text()
+    table = page[page.index("| metric | what |") : page.index("\n\n", page.index("| metric |"))]
+    metrics: dict[str, tuple[set[str], set[str]]] = {}
+    for row in table.splitlines()[2:]:
+        names, what = row.strip("|").split(" | ", 1)
+        values = set(re.findall(r"`([a-z_]+)`", what))
+        for name, labels in re.findall(r"`(pc_[a-z_]+)(?:\{([^}]*)\})?`", names):
+            metrics[name] = ({label.strip() for label in labels.split(",") if label}, values)
+    return metrics
+
+
+def test_the_operations_page_lists_every_metric_with_its_labels(client: TestClient) -> None:
+    client.get("/health")  # a request counted
+    scraped: dict[str, set[str]] = {}
+    values: dict[tuple[str, str], set[str]] = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        name = family.name + ("_total" if family.type == "counter" else "")
+        scraped[name] = set()
+        for sample in family.samples:
+            for label, label_value in sample.labels.items():
+                if label != "le":  # a histogram's buckets
+                    scraped[name].add(label)
+                    values.setdefault((name, label), set()).add(label_value)
+    documented = documented_metrics()
+    assert {name: labels for name, (labels, _) in documented.items()} == scraped
+    # The fixed label values the page names are every one there is.
+    assert values["pc_runs_failed", "reason"] == documented["pc_runs_failed"][1]
+    outcomes = documented["pc_run_duration_seconds"][1]
+    assert values["pc_run_duration_seconds", "outcome"] == outcomes

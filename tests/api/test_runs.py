@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import insert
 
+from app.core.config import PROJECT_ROOT
+from app.ml.checkpoints import checkpoint_relpath
 from app.ml.devices import available_devices
 from app.ml.engine import split_indices
+from app.models import Checkpoint
 
 
 @pytest.fixture
@@ -118,6 +123,18 @@ def test_bad_run_requests_are_422_naming_the_field(
     assert response.status_code == 422, response.text
     assert field in str(response.json()["detail"])
     assert client.get("/runs").json()["count"] == 0
+
+
+def test_hidden_layers_are_1_to_8_widths_of_1_to_1024(client: TestClient) -> None:
+    # docs/walkthrough.md: `hidden_layers` (1 to 8 widths up to 1024), at both edges.
+    for layers in ([1], [1024] * 8):
+        assert create(client, architecture="mlp", hidden_layers=layers)["hidden_layers"] == layers
+    for layers in ([], [0], [1025], [1] * 9):
+        body = {**SHORT, "architecture": "mlp", "hidden_layers": layers}
+        response = client.post("/runs", json=body)
+        assert response.status_code == 422, layers
+        assert "hidden_layers" in str(response.json()["detail"])
+    assert client.get("/runs").json()["count"] == 2
 
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "CPU", "mps", "cuda:123"])
@@ -271,3 +288,26 @@ def test_log_of_a_run_with_no_epochs_yet_is_empty_text(client: TestClient) -> No
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert response.text == ""
+
+
+def test_a_missing_checkpoint_is_the_404_the_walkthrough_shows(client: TestClient) -> None:
+    # docs/walkthrough.md quotes the 404 for the tutorial's run 1 asked for epoch 1500.
+    page = (PROJECT_ROOT / "docs" / "walkthrough.md").read_text()
+    quoted = re.search(r"names every checkpoint the run has, shortly:\s*`([^`]+)`", page)
+    assert quoted is not None
+    expected = " ".join(quoted.group(1).split())
+    run = create(client, architecture="complex", epochs=20001)
+    assert run["id"] == 1
+    epochs = [*range(0, 20001, 1000), 20001]  # every checkpoint_every, and at the end
+    fake = {"run_id": 1, "sha256": "0" * 64, "size_bytes": 1}  # rows only: no file is read
+    rows = [{**fake, "epoch": epoch, "path": checkpoint_relpath(1, epoch)} for epoch in epochs]
+    with client.app.state.session_factory.begin() as session:  # type: ignore[attr-defined]
+        session.execute(insert(Checkpoint), rows)
+    for response in (
+        client.get("/runs/1/checkpoints/1500"),
+        client.get("/runs/1/boundary.png", params={"epoch": 1500}),
+        client.get("/runs/1/export", params={"epoch": 1500}),
+        client.post("/predict", json={"run_id": 1, "points": [[0.5, 0.5]], "epoch": 1500}),
+    ):
+        assert response.status_code == 404, response.text
+        assert response.json()["detail"] == expected

@@ -83,3 +83,18 @@ def test_even_two_points_have_both_labels(kind: str) -> None:
     for seed in range(30):
         points = datagen.generate(kind, 2, seed=seed)
         assert sorted(points[:, 2]) == [0.0, 1.0]
+
+
+def test_circle_xor_and_gauss_follow_the_rules_their_descriptions_give() -> None:
+    # Without jitter, the labels are the described rule exactly.
+    x, y, label = datagen.generate("circle", 5000, 0.0, seed=1).T
+    assert np.array_equal(label == 1, (x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.3**2)  # radius 0.3
+    x, y, label = datagen.generate("xor", 5000, 0.0, seed=1).T
+    top_left, bottom_right = (x < 0.5) & (y > 0.5), (x > 0.5) & (y < 0.5)
+    assert np.array_equal(label == 1, top_left | bottom_right)
+    # Two blobs, label 0 around (0.3, 0.3) and label 1 around (0.7, 0.7), with the default jitter.
+    x, y, label = datagen.generate("gauss", 20_000, seed=1).T
+    for value, centre in ((0, 0.3), (1, 0.7)):
+        mine = label == value
+        assert abs(x[mine].mean() - centre) < 0.01
+        assert abs(y[mine].mean() - centre) < 0.01

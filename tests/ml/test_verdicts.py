@@ -50,6 +50,33 @@ def test_verdicts_on_constructed_histories(
     assert judgement.reason
 
 
+ABOVE, BELOW = 1 + 1e-9, 1 - 1e-6  # just past a threshold, and just short of it
+
+
+@pytest.mark.parametrize(
+    ("losses", "val_losses", "verdict"),
+    [
+        # docs/sweeps.md, at each threshold: stuck at least 0.97 of ln 2 ...
+        ([0.69, 0.5, 0.97 * LN2 * ABOVE], None, Verdict.STUCK),
+        ([0.69, 0.5, 0.97 * LN2 * BELOW], None, Verdict.UNDERFIT),
+        # ... underfit over 0.35 of it ...
+        ([0.69, 0.5, 0.35 * LN2 * ABOVE], None, Verdict.UNDERFIT),
+        ([0.69, 0.5, 0.35 * LN2 * BELOW], None, Verdict.LEARNED),
+        # ... diverged when the last tenth's mean is at least 1.05 times the first epoch's loss
+        # (the last tenth of ten epochs is the last one) ...
+        ([0.5] * 9 + [0.5 * 1.05 * ABOVE], None, Verdict.DIVERGED),
+        ([0.5] * 9 + [0.5 * 1.05 * BELOW], None, Verdict.UNDERFIT),
+        # ... overfit when the validation loss ends 1.2 times its best as the training loss fell.
+        ([0.69, 0.2, 0.05, 0.01], [0.7, 0.3, 0.31, 0.36 * ABOVE], Verdict.OVERFIT),
+        ([0.69, 0.2, 0.05, 0.01], [0.7, 0.3, 0.31, 0.36 * BELOW], Verdict.LEARNED),
+    ],
+)
+def test_each_verdict_starts_at_the_threshold_the_docs_give(
+    losses: list[float], val_losses: list[float | None] | None, verdict: Verdict
+) -> None:
+    assert judge(losses, 0.5, val_losses=val_losses).verdict == verdict
+
+
 def test_a_run_with_no_epochs_has_no_verdict() -> None:
     with pytest.raises(ValueError, match="no verdict yet"):
         judge([], 0.5)
