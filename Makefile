@@ -30,14 +30,16 @@ test-tools:
 	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium faketime >/dev/null) \
 	  || echo "could not install chromium and faketime: the tests that need them will skip (fail under CI)"
 
+# Two workers, a test module to each at a time (pytest-xdist): most slow tests wait on the
+# processes they start, so two run in the time of little more than one.
 test: lint test-tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # The edit-test loop: lint, types and every test that starts no server, workers, browser or
 # Celery cluster (those marked live, browser or cluster; tests/conftest.py fails a test that
 # starts one unmarked).
 test-fast: lint
-	PC_TEST_LANE=fast $(BIN)/pytest -q -m "not live and not browser and not cluster"
+	PC_TEST_LANE=fast $(BIN)/pytest -q -n 2 --dist loadfile -m "not live and not browser and not cluster"
 
 # Not part of `make test`: several minutes of timing on a quiet machine. BENCH="--quick" for a
 # two-minute smoke run.

@@ -125,7 +125,7 @@ def service(runner: str, folder: Path) -> Iterator[LiveServer]:
     two workers, PostgreSQL and Redis)."""
     folder.mkdir(parents=True)
     if runner == "celery":
-        with celery_cluster(folder, redis_database=13) as cluster:
+        with celery_cluster(folder, redis_database=10) as cluster:
             yield cluster.a
         return
     with LiveServer(folder) as server:
