@@ -26,6 +26,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from app.ml.checkpoints import STATE_NAMES, kept_buffers
 from app.vocabulary import Activation, Optimizer
 
 
@@ -191,24 +192,6 @@ class FastStep:
                 if kernels is not None:
                     grad = kernels.backward(grad, saved[layer - 1])
         return logits
-
-
-# torch.optim's names for the two per-parameter buffers of each optimizer, in its state_dict.
-STATE_NAMES: dict[Optimizer, tuple[str, str | None]] = {
-    Optimizer.ADAM: ("exp_avg", "exp_avg_sq"),
-    Optimizer.RMSPROP: ("momentum_buffer", "square_avg"),
-    Optimizer.SGD: ("momentum_buffer", None),
-}
-
-
-def kept_buffers(kind: Optimizer, momentum: float) -> dict[str, bool]:
-    """torch.optim's per-parameter buffers for this optimizer, by name, each with whether it
-    keeps that one: SGD keeps neither a step count nor, without momentum, any buffer."""
-    first_name, second_name = STATE_NAMES[kind]
-    kept = {first_name: kind == Optimizer.ADAM or momentum > 0}
-    if second_name is not None:
-        kept[second_name] = True
-    return kept
 
 
 class FlatLayout(Protocol):
