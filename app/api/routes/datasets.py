@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, File, Form, Path, Query, Response, UploadFile, status
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.params import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 from app.api.responses import CSV_RESPONSE, PNG_RESPONSE, errors
 from app.ml.plots import render_points_png
 from app.ml.points_csv import format_points_csv
@@ -24,7 +25,6 @@ from app.schemas.datasets import (
     PointsRecipe,
 )
 from app.services import datasets as service
-from app.vocabulary import MAX_ID
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 NO_DATASET = {404: "no dataset with id or name 'spirals'"}
@@ -122,8 +122,8 @@ def preview_dataset(
 @router.get("", summary="List datasets", response_model=DatasetsPublic)
 def list_datasets(
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> DatasetsPublic:
     """List datasets, newest first."""
     data, count = service.list_datasets(session, limit=limit, offset=offset)

@@ -13,14 +13,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.api.deps import SettingsDep
-from app.api.routes.architectures import list_architectures
-from app.api.routes.runs import RunId
-from app.api.routes.sweeps import SweepId
+from app.api.params import RunId, SweepId
 from app.core.config import Settings
 from app.ml.devices import available_devices
 from app.schemas.datasets import NAME_RULE
 from app.schemas.runs import ComplexRunCreate, MlpRunCreate
 from app.schemas.sweeps import GRID_KEYS, SWEEP_EXAMPLES
+from app.services.architectures import list_architectures
 from app.vocabulary import Activation, Architecture, LossFunction, Optimizer, PointsRule
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
