@@ -138,3 +138,6 @@ TUTORIAL_LEARNING_RATE = 0.003
 TUTORIAL_LOG_EVERY = 1000
 # Epochs between two checkpoints unless a run asks otherwise (and always at 0 and at the end).
 DEFAULT_CHECKPOINT_EVERY = 1000
+# Most points one dataset holds unless PC_MAX_POINTS says otherwise. A generated dataset's `n`
+# goes no further whatever PC_MAX_POINTS says: its points are drawn while the request waits.
+DEFAULT_MAX_POINTS = 100_000

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Path, Query, Response, status
 from app.api.deps import PublishDep, SessionDep, SettingsDep
 from app.api.params import DEFAULT_PAGE_SIZE, PageLimit, PageOffset, RunId
 from app.api.responses import errors
+from app.schemas.datasets import NAME_MAX_CHARS
 from app.schemas.runs import (
     DEVICE_ERROR,
     RESUME_EXAMPLES,
@@ -60,7 +61,9 @@ def create_run(
 def list_runs(
     session: SessionDep,
     status: RunStatus | None = None,
-    dataset: Annotated[str | None, Query(max_length=64, description="id or name")] = None,
+    dataset: Annotated[
+        str | None, Query(max_length=NAME_MAX_CHARS, description="id or name")
+    ] = None,
     architecture: Architecture | None = None,
     limit: PageLimit = DEFAULT_PAGE_SIZE,
     offset: PageOffset = 0,
