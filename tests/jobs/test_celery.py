@@ -112,7 +112,7 @@ def test_a_sweeps_runs_train_together_on_a_celery_worker(cluster: Cluster) -> No
         # (the first one here took all it found, or half when the other was idle).
         groups = re.findall(r"runs \[([\d, ]+)\] train together", cluster.worker_logs())
         grouped = [int(run) for group in groups for run in group.split(", ")]
-        assert len(set(ids) & set(grouped)) >= 3, groups
+        assert len(set(ids) & set(grouped)) >= 3, (groups, cluster.worker_logs()[-4000:])
         assert b.post(f"/runs/{ids[0]}/cancel").status_code == 200
         assert wait_ended(a, ids[0], 60)["status"] == "cancelled"
         assert {run_status(a, run)["status"] for run in ids[1:]} == {"running"}
