@@ -30,6 +30,7 @@ from app.api.routes import (
     datasets,
     exports,
     health,
+    metrics,
     pages,
     predict,
     results,
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The dashboard's pages and files: the pages carry no data, so they need no key.
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    app.include_router(metrics.router)
     install_metrics(app)  # last: its middleware is the outermost
     for module in (datasets, architectures, runs, results, exports, predict, sweeps):
         app.include_router(

@@ -1,9 +1,11 @@
-"""Every name the service knows, and the limits shared across layers, each defined once.
+"""Every name the service knows, and the limits and colours shared across layers, each
+defined once.
 
 The ORM columns, the request and response schemas, the CLI's choices and the training engine
 all take these enums, so adding an optimizer touches one list here (and its arithmetic in
-`app/ml/`), and mypy catches a misspelt status. This module imports nothing of the project:
-every layer, `app/ml/` included, may use it.
+`app/ml/`), and mypy catches a misspelt status. The dashboard's pages get the statuses and the
+colours from here too, in the JSON each page carries (`app/api/routes/pages.py`). This module
+imports nothing of the project: every layer, `app/ml/` included, may use it.
 """
 
 from __future__ import annotations
@@ -138,3 +140,14 @@ TUTORIAL_LEARNING_RATE = 0.003
 TUTORIAL_LOG_EVERY = 1000
 # Epochs between two checkpoints unless a run asks otherwise (and always at 0 and at the end).
 DEFAULT_CHECKPOINT_EVERY = 1000
+# Most points one dataset holds unless PC_MAX_POINTS says otherwise. A generated dataset's `n`
+# goes no further whatever PC_MAX_POINTS says: its points are drawn while the request waits.
+DEFAULT_MAX_POINTS = 100_000
+
+# The two labels' colours wherever points are drawn (the PNG pictures and the pages): the
+# tutorial's dump_points red and blue, as ColorBrewer's RdBu ends, which colour-blind readers
+# tell apart (shapes differ as well: label 0 circles, label 1 squares).
+LABEL_COLOURS = ("#c0392b", "#1f5fa8")
+# The probability field's ramp: light tints of the two labels' colours at P = 0 and P = 1,
+# white at 0.5.
+FIELD_RAMP = ("#f2a7a0", "#ffffff", "#9cc0ea")

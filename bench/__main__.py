@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.core.config import PROJECT_ROOT
+from app.testing.live_server import LiveServer
 from bench import celery_runner, service, together, training
 from bench.context import BenchContext
 from bench.report import Figure, print_table, write_json
-from scripts.live_server import LiveServer
 
 SECTIONS = ["training", "together", *service.SECTIONS, "celery"]
 

@@ -21,9 +21,9 @@ import redis
 from sqlalchemy import create_engine, text
 
 from app.core.config import PROJECT_ROOT
+from app.testing.live_server import LiveServer
 from bench.report import Figure, at_most, median, spread
 from bench.service import Service, server_seconds
-from scripts.live_server import LiveServer
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BROKER_URL = "redis://127.0.0.1:6379/12"

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from app.ml.inference import model_from_checkpoint, predict_probabilities
+from app.testing.live_server import LiveServer
 from bench.context import BenchContext, threads
 from bench.report import Figure, at_least, at_most, below, median, percentile, spread
-from scripts.live_server import LiveServer
 
 DATASET = "bench-curve"
 LONG_RUN_EPOCHS = 1_000_000  # the two runs that keep the workers busy in section 4

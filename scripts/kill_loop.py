@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 
 RUNS: list[dict[str, Any]] = [
     {"architecture": "complex", "epochs": 2500, "checkpoint_every": 100, "seed": 1},

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from app.testing.live_server import LiveServer
 from bench.report import percentile
-from scripts.live_server import LiveServer
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from app.core.config import PROJECT_ROOT
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 from tests.polling import wait_for
 from tests.services_needed import fresh_postgres_database, fresh_redis_database
 

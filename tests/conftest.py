@@ -18,7 +18,7 @@ from app.core.migrate import upgrade_to_head
 from app.jobs.runner import EmbeddedRunner
 from app.main import create_app
 from app.services.datasets import register_builtin_datasets
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 from tests import browser
 from tests.celery_cluster import Cluster
 from tests.services_needed import database

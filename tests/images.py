@@ -8,7 +8,8 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from PIL import Image
 
-from app.ml.plots import FIELD_COLOURS, LABEL_COLOURS
+from app.ml.plots import FIELD_COLOURS
+from app.vocabulary import LABEL_COLOURS
 
 
 def decode_png(data: bytes) -> Image.Image:

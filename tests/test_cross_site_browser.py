@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 from tests.browser import chromium_or_skip, screenshot, watched_context
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]

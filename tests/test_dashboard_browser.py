@@ -14,7 +14,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from app.core.config import PROJECT_ROOT
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
+from app.vocabulary import LABEL_COLOURS
 from tests.browser import chromium, screenshot, watched_context
 from tests.polling import wait_ended, wait_for
 
@@ -23,17 +24,19 @@ pytestmark = [pytest.mark.live, pytest.mark.browser]
 KEY = "dashboard-key"
 CURVE_CSV = PROJECT_ROOT / "data" / "curve.csv"
 TUTORIAL_EPOCHS = 20001
-# The two colours of the labels' markers, exactly as the pages draw them.
-LABEL_PIXELS = """(selector) => {
+# Pixels of each label's colour (app/vocabulary.py's, exactly as the pages must draw them).
+LABEL_PIXELS = """([selector, colours]) => {
   const canvas = document.querySelector(selector);
   const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-  let red = 0, blue = 0;
+  const counts = colours.map(() => 0);
   for (let i = 0; i < data.length; i += 4) {
-    if (data[i] === 0xc0 && data[i + 1] === 0x39 && data[i + 2] === 0x2b) red++;
-    if (data[i] === 0x1f && data[i + 1] === 0x5f && data[i + 2] === 0xa8) blue++;
+    colours.forEach(([r, g, b], label) => {
+      if (data[i] === r && data[i + 1] === g && data[i + 2] === b) counts[label]++;
+    });
   }
-  return [red, blue];
+  return counts;
 }"""
+LABEL_RGB = [[int(colour[at : at + 2], 16) for at in (1, 3, 5)] for colour in LABEL_COLOURS]
 # Controls a person cannot name: no <label>, no aria-label, or a button with no text.
 UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
   .filter((e) => e.type !== "hidden")
@@ -99,7 +102,10 @@ def test_upload_by_picker_and_by_drop_and_see_the_services_message(
         == http.get("/datasets/curve").json()["sha256"]
     )
     # A thumbnail shows both labels' markers.
-    wait_for(lambda: min(page.evaluate(LABEL_PIXELS, '[data-dataset="picked"] canvas')) > 0, 10)
+    wait_for(
+        lambda: min(page.evaluate(LABEL_PIXELS, ['[data-dataset="picked"] canvas', LABEL_RGB])) > 0,
+        10,
+    )
 
     # Dropped on the zone, a file is uploaded under its own name.
     page.evaluate(
@@ -136,7 +142,7 @@ def test_generate_with_a_preview(server: LiveServer, page: Page, http: httpx.Cli
     page.select_option("#g-kind", "spiral")
     page.fill("#g-n", "300")
     expect(page.locator("#preview-note")).to_contain_text("spiral: 300 points, noise 0.02, seed 1")
-    assert min(page.evaluate(LABEL_PIXELS, "#preview")) > 0
+    assert min(page.evaluate(LABEL_PIXELS, ["#preview", LABEL_RGB])) > 0
     assert http.get("/datasets/spiral-300").status_code == 404  # a preview stores nothing
     page.fill("#g-noise", "5")
     expect(page.locator("#g-noise-error")).to_contain_text("less than or equal to 1")

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from app.core.config import PROJECT_ROOT
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 from tests.browser import chromium, screenshot, watched_context
 from tests.polling import wait_ended, wait_for
 

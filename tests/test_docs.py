@@ -13,7 +13,9 @@ import pytest
 from packaging.version import Version
 from pydantic import TypeAdapter
 
+from app.api.body_limit import PREDICT_BYTES, SMALL_JSON_BYTES
 from app.core.config import PROJECT_ROOT, Settings
+from app.schemas.results import MAX_PREDICT_POINTS
 
 README = PROJECT_ROOT / "README.md"
 DOCS = PROJECT_ROOT / "docs"
@@ -63,6 +65,12 @@ def test_each_documented_default_is_the_settings_default(name: str) -> None:
     assert field.annotation is not None
     documented: Any = TypeAdapter(field.annotation).validate_python(value)
     assert documented == field.default, f"PC_{name.upper()}: {cell} is not {field.default!r}"
+
+
+def test_the_configuration_page_states_the_body_limits_as_the_code_has_them() -> None:
+    (row,) = _rows((DOCS / "configuration.md").read_text(), "`PC_MAX_UPLOAD_BYTES`")
+    assert f"at most {PREDICT_BYTES:,} bytes ({MAX_PREDICT_POINTS:,} points)" in row[2]
+    assert f"every other route {SMALL_JSON_BYTES // 1024} KiB" in row[2]
 
 
 def _pinned() -> dict[str, Version]:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 from tests.browser import chromium_or_skip, watched_context
 from tests.polling import wait_ended
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.testing.live_server import LiveServer
 from scripts import kill_loop, load
-from scripts.live_server import LiveServer
 from tests.polling import run_status, wait_for
 
 pytestmark = pytest.mark.live

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from app.core.config import PROJECT_ROOT
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 from tests.images import decode_png
 
 pytestmark = pytest.mark.live

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 
 pytestmark = pytest.mark.live
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from app.core.config import PROJECT_ROOT
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 from tests.celery_cluster import celery_cluster
 from tests.images import decode_png
 

@@ -27,10 +27,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.schemas.results import MAX_PREDICT_POINTS
 
 # What each route can need, so that no body is read, parsed or validated past that: a JSON body
-# of run or dataset parameters is a few hundred bytes; /predict takes at most 100,000 points of
-# at most 64 bytes each ("[-1.2345678901234567e-300, -1.2345678901234567e-300], " is 54).
+# of run or dataset parameters is a few hundred bytes; /predict takes at most MAX_PREDICT_POINTS
+# points of at most 64 bytes each ("[-1.2345678901234567e-300, -1.2345678901234567e-300], " is
+# 54), and room for the rest of its body.
 SMALL_JSON_BYTES = 64 * 1024
-PREDICT_BYTES = MAX_PREDICT_POINTS * 64 + 4096
+PREDICT_POINT_BYTES = 64
+PREDICT_BYTES = MAX_PREDICT_POINTS * PREDICT_POINT_BYTES + 4096
+# What a 413 names as the source of each limit.
+UPLOAD_LIMIT_SOURCE = "PC_MAX_UPLOAD_BYTES"
+PREDICT_LIMIT_SOURCE = f"{MAX_PREDICT_POINTS} points at most"
+PARAMETERS_LIMIT_SOURCE = "this route's parameters"
+
+
+def too_large(limit: int, source: str) -> str:
+    """The 413's detail: the limit met, in bytes, and where it comes from."""
+    return f"request body is larger than the {limit} bytes accepted here ({source})"
 
 
 class BodySizeLimitMiddleware:
@@ -46,15 +57,13 @@ class BodySizeLimitMiddleware:
     def _limit(self, path: str) -> tuple[int, str]:
         """The limit for a path, and what the 413 names as its source."""
         if path == "/datasets":
-            return self.max_body_bytes, "PC_MAX_UPLOAD_BYTES"
+            return self.max_body_bytes, UPLOAD_LIMIT_SOURCE
         if path == "/predict":
-            limit = min(PREDICT_BYTES, self.max_body_bytes)
-            return limit, f"{MAX_PREDICT_POINTS} points at most"
-        return min(SMALL_JSON_BYTES, self.max_body_bytes), "this route's parameters"
+            return min(PREDICT_BYTES, self.max_body_bytes), PREDICT_LIMIT_SOURCE
+        return min(SMALL_JSON_BYTES, self.max_body_bytes), PARAMETERS_LIMIT_SOURCE
 
     async def _send_413(self, send: Send, limit: int, source: str) -> None:
-        detail = f"request body is larger than the {limit} bytes accepted here ({source})"
-        await self._refuse(send, 413, detail)
+        await self._refuse(send, 413, too_large(limit, source))
 
     async def _send_408(self, send: Send) -> None:
         detail = (

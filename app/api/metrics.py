@@ -1,5 +1,5 @@
-"""GET /metrics in Prometheus' text format. This process's HTTP requests are counted and timed
-by route template (never by raw path, nor by anything else a client chooses); runs, the queue,
+"""What `GET /metrics` (app/api/routes/metrics.py) serves in Prometheus' text format. This
+process's HTTP requests are counted and timed by route template (never by raw path, nor by anything else a client chooses); runs, the queue,
 workers and training are read from the database at each scrape, so every API replica reports
 the same numbers, and those numbers cover the workers of either runner.
 
@@ -12,12 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import FastAPI
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -34,8 +31,6 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.auth import bearer, require_api_key
-from app.api.deps import SettingsDep
 from app.core.db import session_scope
 from app.services.metrics import RunsSnapshot, runs_snapshot
 from app.vocabulary import RunStatus
@@ -156,6 +151,10 @@ class Metrics:
         )
         self.registry.register(DatabaseCollector(app))
 
+    def text(self) -> bytes:
+        """Every metric, in Prometheus' text format."""
+        return generate_latest(self.registry)
+
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         method = scope["method"] if scope["method"] in METHODS else "other"
         route = getattr(scope.get("route"), "path", None) or UNROUTED
@@ -190,35 +189,9 @@ class RequestMetricsMiddleware:
             self.metrics.observe(scope, status, time.perf_counter() - started)
 
 
-async def require_metrics_key(
-    request: Request,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """Like every read: the key when reads need it, unless PC_METRICS_OPEN opens it."""
-    if not settings.metrics_open:
-        await require_api_key(request, settings, credentials)
-
-
-router = APIRouter(tags=["health"])
-
-
-@router.get(
-    METRICS_PATH,
-    summary="Prometheus metrics",
-    response_class=Response,
-    dependencies=[Depends(require_metrics_key)],
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "text format 0.0.4"}},
-)
-def get_metrics(request: Request) -> Response:
-    """Requests by route and status class, runs by status, queue depth and age, live workers,
-    training throughput, run durations by outcome and failures by reason."""
-    metrics: Metrics = request.app.state.metrics
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
 def install_metrics(app: FastAPI) -> None:
+    """The app's registry (which `GET /metrics` serves) and the middleware that counts and
+    times its requests."""
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: half the text
     app.state.metrics = Metrics(app)
-    app.include_router(router)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)

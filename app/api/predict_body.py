@@ -1,9 +1,9 @@
 """Reading `POST /predict`'s body without holding up other requests.
 
-A small body is validated in the thread pool. A large one (up to 100,000 points) takes pydantic
-a fifth of a second, holding the GIL for most of it, so the event loop waits behind it: it is
-validated in a process of its own, which hands back the points as one numpy array (a single
-buffer to unpickle) or the refusal, already cut down to excerpts.
+A small body is validated in the thread pool. A large one (up to MAX_PREDICT_POINTS, 100,000
+points) takes pydantic a fifth of a second, holding the GIL for most of it, so the event loop
+waits behind it: it is validated in a process of its own, which hands back the points as one
+numpy array (a single buffer to unpickle) or the refusal, already cut down to excerpts.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from app.api.body_limit import SMALL_JSON_BYTES
 from app.api.errors import short_errors
 from app.schemas.results import PredictRequest
 
-# Bodies larger than this go to the validating process.
-LARGE_BODY_BYTES = 64 * 1024
+# Bodies larger than this go to the validating process: up to it, a body is no larger than
+# every other route's may be, and is validated where theirs are; past it, only /predict's.
+LARGE_BODY_BYTES = SMALL_JSON_BYTES
 
 
 @dataclass(frozen=True)

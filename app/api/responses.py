@@ -7,6 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.api.body_limit import PARAMETERS_LIMIT_SOURCE, SMALL_JSON_BYTES, too_large
+from app.schemas.runs import MAX_EPOCHS
+
 
 class ErrorPublic(BaseModel):
     detail: str | list[dict[str, Any]] = Field(
@@ -34,7 +37,7 @@ ERROR_EXAMPLES: dict[int, Any] = {
     403: "'curve' is a built-in dataset and cannot be deleted",
     404: "no run with id 7",
     409: "run 7 has no checkpoint yet; try again once it has trained",
-    413: "request body is larger than the 65536 bytes accepted here (this route's parameters)",
+    413: too_large(SMALL_JSON_BYTES, PARAMETERS_LIMIT_SOURCE),
     415: "the body must be JSON sent with `Content-Type: application/json` (curl: -H "
     "'Content-Type: application/json'); this request sent Content-Type: "
     "application/x-www-form-urlencoded",
@@ -42,9 +45,9 @@ ERROR_EXAMPLES: dict[int, Any] = {
         {
             "type": "less_than_equal",
             "loc": ["body", "epochs"],
-            "msg": "Input should be less than or equal to 1000000",
-            "input": 5000000,
-            "ctx": {"le": 1000000},
+            "msg": f"Input should be less than or equal to {MAX_EPOCHS}",
+            "input": 5 * MAX_EPOCHS,
+            "ctx": {"le": MAX_EPOCHS},
         }
     ],
     503: "the database is busy; try again shortly",

@@ -11,13 +11,21 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.vocabulary import REPORT_INTERVAL_S, SQLITE_BUSY_TIMEOUT_MS, Queue, RunnerKind
+from app.vocabulary import (
+    DEFAULT_MAX_POINTS,
+    REPORT_INTERVAL_S,
+    SQLITE_BUSY_TIMEOUT_MS,
+    Queue,
+    RunnerKind,
+)
 
 # The repository root: built-in data and the default storage live beside the code, so the
 # service starts the same whatever the current directory is.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The PC_ALLOWED_HOSTS entry that accepts any Host.
 ANY_HOST = "*"
+# PC_MAX_UPLOAD_BYTES unless set: 8 MiB.
+DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -30,13 +38,13 @@ class Settings(BaseSettings):
     # Folder holding the built-in datasets' CSV files.
     builtin_data_dir: Path = PROJECT_ROOT / "data"
     # Largest request body accepted, counted as it streams in.
-    max_upload_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(default=DEFAULT_MAX_UPLOAD_BYTES, gt=0)
     # Most seconds a request's body may take to arrive, from the request's start: a client
     # that sends it a byte at a time would otherwise hold its connection (and a file
     # descriptor) for as long as it likes. It bounds the upload, not the work done after it.
     request_timeout_s: float = Field(default=60.0, gt=0)
     # Most points one dataset may hold.
-    max_points: int = Field(default=100_000, gt=0)
+    max_points: int = Field(default=DEFAULT_MAX_POINTS, gt=0)
     # Worker processes training at once; 0 means one per core.
     workers: int = Field(default=0, ge=0)
     # Start the embedded job runner with the app (tests of the API alone turn it off).

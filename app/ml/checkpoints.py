@@ -75,6 +75,12 @@ def to_cpu(value: Any) -> Any:
     return value
 
 
+def estimated_checkpoint_bytes(parameter_count: int, optimizer_slots: int) -> int:
+    """About how large a checkpoint of a network is: its weights and as many more per
+    optimizer slot (Adam keeps two), in float32, and torch's format around them."""
+    return parameter_count * 4 * (1 + optimizer_slots) + 16 * 1024
+
+
 # torch.optim's names for the two per-parameter buffers of each optimizer, in its state_dict.
 STATE_NAMES: dict[Optimizer, tuple[str, str | None]] = {
     Optimizer.ADAM: ("exp_avg", "exp_avg_sq"),
@@ -86,18 +92,18 @@ STATE_NAMES: dict[Optimizer, tuple[str, str | None]] = {
 def kept_buffers(kind: Optimizer, momentum: float) -> dict[str, bool]:
     """torch.optim's per-parameter buffers for this optimizer, by name, each with whether it
     keeps that one: SGD keeps neither a step count nor, without momentum, any buffer."""
-    first_name, second_name = STATE_NAMES[Optimizer(kind)]
+    first_name, second_name = STATE_NAMES[kind]
     kept = {first_name: kind == Optimizer.ADAM or momentum > 0}
     if second_name is not None:
         kept[second_name] = True
     return kept
 
 
-def estimated_checkpoint_bytes(parameter_count: int, kind: Optimizer, momentum: float) -> int:
-    """About how large a checkpoint of a network is: its weights and as many more per buffer
-    its optimizer keeps (Adam two), in float32, and torch's format around them."""
-    slots = sum(kept_buffers(kind, momentum).values())
-    return parameter_count * 4 * (1 + slots) + 16 * 1024
+def run_checkpoint_bytes(parameter_count: int, optimizer: Optimizer, momentum: float) -> int:
+    """About how large one checkpoint of a network trained with this optimizer is: its
+    weights and each per-parameter buffer the optimizer keeps."""
+    slots = sum(kept_buffers(optimizer, momentum).values())
+    return estimated_checkpoint_bytes(parameter_count, slots)
 
 
 def serialize_checkpoint(state: dict[str, Any]) -> bytes:

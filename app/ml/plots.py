@@ -25,15 +25,11 @@ from app.ml.inference import (
     predict_probabilities,
     probability_grid,
 )
-from app.vocabulary import LossFunction
+from app.vocabulary import FIELD_RAMP, LABEL_COLOURS, LossFunction
 
-# The tutorial's dump_points colours (label 0 red, label 1 blue), as ColorBrewer's RdBu ends:
-# a red and a blue that colour-blind readers tell apart, and shapes that differ as well.
-LABEL_COLOURS = ("#c0392b", "#1f5fa8")
-LABEL_MARKERS = ("o", "s")
-# The probability field: light tints of the same two colours, white at P = 0.5.
+LABEL_MARKERS = ("o", "s")  # label 0 circles, label 1 squares, as the pages draw them
 FIELD_COLOURS = LinearSegmentedColormap.from_list(
-    "label_field", [(0.0, "#f2a7a0"), (0.5, "#ffffff"), (1.0, "#9cc0ea")]
+    "label_field", list(zip((0.0, 0.5, 1.0), FIELD_RAMP, strict=True))
 )
 
 

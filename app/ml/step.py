@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -109,14 +109,6 @@ def _aligned(size: int) -> int:
     return -(-size // ALIGNMENT) * ALIGNMENT
 
 
-def parameter_views(buffer: Tensor, parameters: list[Tensor], offsets: list[int]) -> list[Tensor]:
-    """Each parameter's part of a flat buffer, starting at its offset, shaped as it."""
-    return [
-        buffer[offset : offset + parameter.numel()].view_as(parameter)
-        for parameter, offset in zip(parameters, offsets, strict=True)
-    ]
-
-
 def runs_tensor(
     runs: int, n: int, width: int, device: torch.device, *, apart: bool = False
 ) -> Tensor:
@@ -135,17 +127,22 @@ def runs_tensor(
     return torch.empty(runs, stride, device=device)[:, : n * width].view(runs, n, width)
 
 
-class FlatLayout(Protocol):
-    """Where one network's parameters and their gradients lie in two flat buffers."""
+class RunLayout:
+    """Where one run's parameters and their gradients lie: its rows of the flat buffers."""
 
-    flat: Tensor
-    flat_grad: Tensor
-    parameters: list[Tensor]  # the module's, in order: the keys of torch.optim's state
-    device: torch.device
+    def __init__(
+        self, flat: Tensor, flat_grad: Tensor, parameters: list[Tensor], offsets: list[int]
+    ) -> None:
+        self.flat, self.flat_grad, self.offsets = flat, flat_grad, offsets
+        self.parameters = parameters  # the module's, in order: the keys of torch.optim's state
+        self.device = flat.device
 
     def views(self, buffer: Tensor) -> list[Tensor]:
         """Each parameter's part of a buffer laid out as `flat`, shaped as the parameter."""
-        ...
+        return [
+            buffer[offset : offset + parameter.numel()].view_as(parameter)
+            for parameter, offset in zip(self.parameters, self.offsets, strict=True)
+        ]
 
 
 class FlatOptimizer:
@@ -159,7 +156,7 @@ class FlatOptimizer:
     """
 
     def __init__(
-        self, kind: Optimizer, learning_rate: float, momentum: float, layout: FlatLayout
+        self, kind: Optimizer, learning_rate: float, momentum: float, layout: RunLayout
     ) -> None:
         self.kind = Optimizer(kind)
         self.learning_rate = learning_rate
@@ -180,7 +177,7 @@ class FlatOptimizer:
         self._counts = zeros(0)
         self._next_count = 0
 
-    def attach(self, layout: FlatLayout) -> None:
+    def attach(self, layout: RunLayout) -> None:
         """Update the parameters and gradients `layout` holds (moved, when a stack of runs
         loses some); the optimizer's own state stays."""
         self.layout = layout
@@ -279,20 +276,6 @@ class FlatOptimizer:
                 second.copy_(state[second_name])
 
 
-class _RunLayout:
-    """One run's row of the flat buffers, as `FlatOptimizer` takes a network."""
-
-    def __init__(
-        self, flat: Tensor, flat_grad: Tensor, parameters: list[Tensor], offsets: list[int]
-    ) -> None:
-        self.flat, self.flat_grad, self.parameters = flat, flat_grad, parameters
-        self.offsets = offsets
-        self.device = flat.device
-
-    def views(self, buffer: Tensor) -> list[Tensor]:
-        return parameter_views(buffer, self.parameters, self.offsets)
-
-
 class _Buffers:
     """Activations and gradients of every run for one batch size, allocated once. One run's
     are (n, width); a stack's (R, n, width), each run's apart where an elementwise kernel
@@ -386,9 +369,9 @@ class FastStep:
         self.updates = 0
         self._views()
 
-    def _layout(self, row: int) -> _RunLayout:
+    def _layout(self, row: int) -> RunLayout:
         parameters: list[Tensor] = list(self.models[row].parameters())
-        return _RunLayout(self.params[row], self.grads[row], parameters, self.offsets)
+        return RunLayout(self.params[row], self.grads[row], parameters, self.offsets)
 
     def _views(self) -> None:
         """Views made once, after every change of the buffers: a view costs microseconds. Each

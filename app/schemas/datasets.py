@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from pydantic_core import PydanticCustomError
 
 from app.schemas.types import Integer
-from app.vocabulary import MAX_ID, DatasetSource, PointsRule
+from app.vocabulary import DEFAULT_MAX_POINTS, MAX_ID, DatasetSource, PointsRule
 
 # Names are short slugs that start with a letter, so they never look like ids or paths.
 NAME_MAX_CHARS = 64
@@ -94,7 +94,12 @@ class PointsRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: PointsRule = Field(description="the rule the points follow")
-    n: Integer = Field(default=200, ge=2, le=100_000, description="number of points")
+    n: Integer = Field(
+        default=200,
+        ge=2,
+        le=DEFAULT_MAX_POINTS,
+        description="number of points",
+    )
     noise: Annotated[float, Field(ge=0.0, le=1.0), Strict()] | None = Field(
         default=None,
         description=(

@@ -10,6 +10,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from app.schemas.types import Integer, json_number
 from app.vocabulary import MAX_ID, Activation, Architecture, RunStatus
 
+# Most points one POST /predict takes: what sizes its body limit (app/api/body_limit.py). A
+# limit of its own, not PC_MAX_POINTS's (a dataset's): a request's work and memory are bounded
+# whatever a deployment lets a dataset hold.
 MAX_PREDICT_POINTS = 100_000
 
 # The networks compute in float32: a coordinate past its range would reach them as infinity.

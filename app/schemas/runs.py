@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from app.ml.architectures import DEFAULT_MLP, MAX_HIDDEN_LAYERS, MAX_WIDTH
 from app.ml.devices import DEVICE_PATTERN, DEVICE_RULE, device_refusal
+from app.schemas.datasets import NAME_MAX_CHARS
 from app.schemas.types import Integer, Number, json_number
 from app.vocabulary import (
     DEFAULT_CHECKPOINT_EVERY,
@@ -26,6 +27,7 @@ from app.vocabulary import (
 )
 
 MAX_EPOCHS = 1_000_000
+MAX_LEARNING_RATE = 10
 MAX_CHECKPOINTS = 1000
 
 DEVICE_ERROR = (
@@ -90,7 +92,7 @@ class _RunCreateBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = Field(
-        default="curve", min_length=1, max_length=64, description="dataset id or name"
+        default="curve", min_length=1, max_length=NAME_MAX_CHARS, description="dataset id or name"
     )
     epochs: Integer = Field(
         default=TUTORIAL_EPOCHS,
@@ -99,7 +101,12 @@ class _RunCreateBase(BaseModel):
         description=f"optimizer passes over the data; the tutorial's loop is {TUTORIAL_EPOCHS} "
         f"(epochs 0 to {TUTORIAL_EPOCHS - 1})",
     )
-    learning_rate: Number = Field(default=TUTORIAL_LEARNING_RATE, gt=0, le=10)
+    learning_rate: Number = Field(
+        default=TUTORIAL_LEARNING_RATE,
+        gt=0,
+        le=MAX_LEARNING_RATE,
+        description=f"more than 0, at most {MAX_LEARNING_RATE}",
+    )
     optimizer: Optimizer = Optimizer.ADAM
     momentum: Number = Field(default=0.0, ge=0, lt=1, description="sgd and rmsprop only")
     loss: LossFunction = Field(

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.datasets import NAME_RULE, Name
+from app.schemas.datasets import NAME_MAX_CHARS, NAME_RULE, Name
 from app.schemas.runs import MlpRunCreate
 from app.vocabulary import RunStatus, Verdict
 
@@ -37,7 +37,9 @@ RunParameter = Literal[GRID_KEYS]  # type: ignore[valid-type]
 class SweepCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(default="curve", min_length=1, max_length=64, description="id or name")
+    dataset: str = Field(
+        default="curve", min_length=1, max_length=NAME_MAX_CHARS, description="id or name"
+    )
     base: dict[RunParameter, Any] = Field(
         default_factory=dict,
         description="run parameters every run shares (POST /runs' body, without dataset); "

@@ -19,8 +19,8 @@ from app.ml.architectures import InvalidArchitecture, network_spec, parameter_co
 from app.ml.checkpoints import (
     CheckpointError,
     CheckpointRef,
-    estimated_checkpoint_bytes,
     read_checkpoint_bytes,
+    run_checkpoint_bytes,
     run_folder_name,
 )
 from app.ml.devices import DeviceUnavailable, resolve_device
@@ -62,7 +62,7 @@ def check_store_room(
     request: AnyRunCreate, parameters: int, checkpoint_every: int, max_store_bytes: int
 ) -> None:
     """Refuse a run whose checkpoints alone would take more than the whole store."""
-    each = estimated_checkpoint_bytes(parameters, request.optimizer, request.momentum)
+    each = run_checkpoint_bytes(parameters, request.optimizer, request.momentum)
     count = request.epochs // checkpoint_every + 2  # and epoch 0, and the end
     if count * each <= max_store_bytes:
         return

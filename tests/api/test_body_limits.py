@@ -67,3 +67,23 @@ def test_100000_points_of_the_longest_spelling_fit_in_predicts_cap(client: TestC
     # Read whole and validated: what is left to say is that there is no run 1.
     assert response.status_code == 404, response.text[:300]
     assert response.json()["detail"] == "no run with id 1"
+
+
+def _example_413(client: TestClient, method: str, path: str) -> str:
+    schema = client.get("/openapi.json").json()
+    response = schema["paths"][path][method]["responses"]["413"]
+    detail: str = response["content"]["application/json"]["example"]["detail"]
+    return detail
+
+
+def test_each_413_example_in_the_schema_is_the_message_sent(client: TestClient) -> None:
+    """The examples are built from the limits themselves, so they say what a client reads."""
+    too_long = {"content-type": "application/json", "content-length": str(PREDICT_BYTES + 1)}
+    sent = client.post("/predict", content=b"{}", headers=too_long).json()["detail"]
+    assert _example_413(client, "post", "/predict") == sent
+    sent = client.post("/runs", json={"dataset": "x" * SMALL_JSON_BYTES}).json()["detail"]
+    assert _example_413(client, "post", "/runs") == sent
+    # Uploads: the example names the default limit (the test's settings keep it).
+    upload = {"content-type": "multipart/form-data; boundary=x", "content-length": "9" * 10}
+    sent = client.post("/datasets", content=b"", headers=upload).json()["detail"]
+    assert _example_413(client, "post", "/datasets") == sent

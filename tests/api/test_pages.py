@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from app.api.routes.pages import PAGES, STATIC_DIR
+from app.api.params import MAX_PAGE_SIZE
+from app.api.routes.pages import PAGES, STATIC_DIR, TEMPLATES_DIR
 from app.core.config import Settings
 from app.main import create_app
+from app.vocabulary import FIELD_RAMP, LABEL_COLOURS, Architecture, RunStatus
 
 KEY = "page-key"
 UPLOT = STATIC_DIR / "vendor" / "uplot-1.6.32"
+PAGE_PATHS = [
+    "/",
+    "/ui/new",
+    "/ui/runs/1",
+    "/ui/datasets",
+    "/ui/compare",
+    "/ui/sweeps",
+    "/ui/sweeps/1",
+]
+VOCABULARY = re.compile(r"<body [^>]*data-vocabulary='([^']*)'")
+# What the pages are written in: every file a page is made of, but the vendored library.
+PAGE_FILES = sorted(
+    [
+        *TEMPLATES_DIR.glob("*.html"),
+        *(STATIC_DIR / "dashboard").glob("*.js"),
+        *(STATIC_DIR / "dashboard").glob("*.css"),
+    ]
+)
 
 
 @pytest.mark.parametrize(
@@ -113,3 +136,66 @@ def test_static_files_cannot_leave_their_folder(client: TestClient) -> None:
     for path in ("/static/../app/main.py", "/static/%2e%2e/main.py", "/static/..%2fmain.py"):
         assert client.get(path).status_code == 404, path
     assert Path(STATIC_DIR).is_dir()
+
+
+def page_vocabulary(page: str) -> dict[str, Any]:
+    match = VOCABULARY.search(page)
+    assert match is not None, "the page carries no vocabulary"
+    vocabulary: dict[str, Any] = json.loads(html.unescape(match.group(1)))
+    return vocabulary
+
+
+@pytest.mark.parametrize("path", PAGE_PATHS)
+def test_every_page_carries_the_names_and_colours_python_defines(
+    client: TestClient, path: str
+) -> None:
+    page = client.get(path).text
+    assert page_vocabulary(page) == {
+        "statuses": [status.value for status in RunStatus],
+        "ended": [status.value for status in RunStatus if status.ended],
+        "architectures": [architecture.value for architecture in Architecture],
+        "label_colours": list(LABEL_COLOURS),
+        "field_ramp": list(FIELD_RAMP),
+        "max_page_size": MAX_PAGE_SIZE,
+    }
+    # And the style sheet's colours, as custom properties.
+    assert f"--label0: {LABEL_COLOURS[0]};" in page
+    assert f"--label1: {LABEL_COLOURS[1]};" in page
+    for name, colour in zip(("low", "mid", "high"), FIELD_RAMP, strict=True):
+        assert f"--field-{name}: {colour};" in page
+
+
+def test_the_status_filter_offers_each_status_python_defines(client: TestClient) -> None:
+    page = client.get("/").text
+    select = page[page.index('<select id="filter-status"') :]
+    select = select[: select.index("</select>")]
+    offered = re.findall(r'<option value="([^"]*)">', select)
+    assert offered == ["", *(status.value for status in RunStatus)]
+
+
+def test_every_status_has_its_own_badge() -> None:
+    style = (STATIC_DIR / "dashboard" / "style.css").read_text()
+    for status in RunStatus:
+        assert f".badge.{status.value} {{" in style, status
+        assert f".badge.{status.value}::before {{" in style, status
+
+
+def test_the_page_files_cover_the_templates_scripts_and_style() -> None:
+    names = {path.name for path in PAGE_FILES}
+    assert {"base.html", "runs.html", "api.js", "plane.js", "style.css"} <= names
+
+
+@pytest.mark.parametrize("path", PAGE_FILES, ids=[path.name for path in PAGE_FILES])
+def test_no_page_file_writes_a_status_list_a_label_colour_or_a_limit_again(path: Path) -> None:
+    """Statuses, the labels' colours and the list limit come from Python (the vocabulary each
+    page carries); a page file may name one status, never a list of them."""
+    text = path.read_text()
+    quoted = set(re.findall(r"""["'`]([a-z]+)["'`]""", text))
+    statuses = quoted & {status.value for status in RunStatus}
+    assert len(statuses) <= 1, f"{path.name} lists statuses {sorted(statuses)}"
+    architectures = quoted & {architecture.value for architecture in Architecture}
+    assert len(architectures) < len(Architecture), f"{path.name} lists the architectures"
+    tints = (*LABEL_COLOURS, FIELD_RAMP[0], FIELD_RAMP[-1])  # the middle one is white
+    for colour in tints:
+        assert colour.lower() not in text.lower(), f"{path.name} writes {colour}"
+    assert f"limit={MAX_PAGE_SIZE}" not in text, f"{path.name} writes the largest page again"

@@ -112,7 +112,7 @@ def test_a_sweeps_runs_train_together_on_a_celery_worker(cluster: Cluster) -> No
         # (the first one here took all it found, or half when the other was idle).
         groups = re.findall(r"runs \[([\d, ]+)\] train together", cluster.worker_logs())
         grouped = [int(run) for group in groups for run in group.split(", ")]
-        assert len(set(ids) & set(grouped)) >= 3, groups
+        assert len(set(ids) & set(grouped)) >= 3, (groups, cluster.worker_logs()[-4000:])
         assert b.post(f"/runs/{ids[0]}/cancel").status_code == 200
         assert wait_ended(a, ids[0], 60)["status"] == "cancelled"
         assert {run_status(a, run)["status"] for run in ids[1:]} == {"running"}
@@ -274,9 +274,10 @@ def test_the_dashboard_on_two_apis_follows_a_run(cluster: Cluster) -> None:
         for seen in (page, other):
             expect(seen.locator("#run-badge")).to_have_text("succeeded", timeout=120_000)
             expect(seen.locator("#checkpoint-slider")).to_have_attribute("max", "3")
-            # 3000 epochs, downsampled by the server: each bucket's lowest and highest loss.
+            # 3000 epochs, downsampled by the server: each bucket's lowest and highest loss,
+            # and epoch 0 and the last (which may be neither).
             served = httpx.get(f"{cluster.b.url}/runs/{run_id}/history?max_points=2000").json()
-            assert 1000 < len(served["epoch"]) <= 2000
+            assert 1000 < len(served["epoch"]) <= 2000 + 2
             expect(seen.locator("#loss-chart")).to_have_attribute(
                 "data-points", str(len(served["epoch"]))
             )

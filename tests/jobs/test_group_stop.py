@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 from tests.polling import run_status, wait_for
 
 pytestmark = pytest.mark.live

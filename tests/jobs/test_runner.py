@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from app.core.config import PROJECT_ROOT, Settings
 from app.main import create_app
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 from tests.jobs.workers import all_workers_ready, assert_history_continuous, worker_pid_of
 from tests.polling import run_status, wait_ended, wait_for
 

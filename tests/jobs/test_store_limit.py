@@ -14,10 +14,9 @@ from app.ml.architectures import COMPLEX, parameter_count
 from app.ml.checkpoints import estimated_checkpoint_bytes
 from app.models import Checkpoint, Run
 from app.services.run_lifecycle import claim_next_run, make_room
-from app.vocabulary import Optimizer
 from tests.polling import wait_ended
 
-COMPLEX_CHECKPOINT = estimated_checkpoint_bytes(parameter_count(COMPLEX), Optimizer.ADAM, 0.0)
+COMPLEX_CHECKPOINT = estimated_checkpoint_bytes(parameter_count(COMPLEX), 2)
 
 
 def test_a_run_whose_checkpoints_alone_pass_the_limit_is_refused(client: TestClient) -> None:

@@ -21,7 +21,7 @@ from app.main import create_app, prepare_database
 from app.ml.checkpoints import checkpoint_relpath, write_checkpoint_bytes
 from app.models import Checkpoint, Installation
 from app.services.store_identity import MARKER, StoreUnusable, check_store, read_marker
-from scripts.live_server import LiveServer
+from app.testing.live_server import LiveServer
 
 OTHER_ID = "0123456789abcdef0123456789abcdef"  # another database's store id
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.ml.architectures import BUILT_IN, DEFAULT_MLP, DESCRIPTIONS, parameter_count
 from app.schemas.runs import ArchitecturePublic
+from app.services import architectures as service
 
 router = APIRouter(tags=["runs"])
 
@@ -13,16 +13,4 @@ router = APIRouter(tags=["runs"])
 @router.get("/architectures", summary="List the networks", response_model=list[ArchitecturePublic])
 def list_architectures() -> list[ArchitecturePublic]:
     """The built-in architectures with their parameter counts."""
-    specs = [*BUILT_IN.values(), DEFAULT_MLP]
-    return [
-        ArchitecturePublic.model_validate(
-            {
-                "name": spec.architecture,
-                "description": DESCRIPTIONS[spec.architecture],
-                "hidden_layers": list(spec.hidden_layers),
-                "activation": spec.activation,
-                "parameter_count": parameter_count(spec),
-            }
-        )
-        for spec in specs
-    ]
+    return service.list_architectures()

@@ -6,8 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, File, Form, Path, Query, Response, UploadFile, status
 
+from app.api.body_limit import UPLOAD_LIMIT_SOURCE, too_large
 from app.api.deps import SessionDep, SettingsDep
+from app.api.params import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 from app.api.responses import CSV_RESPONSE, PNG_RESPONSE, errors
+from app.core.config import DEFAULT_MAX_UPLOAD_BYTES
 from app.ml.plots import render_points_png
 from app.ml.points_csv import format_points_csv
 from app.schemas.datasets import (
@@ -24,7 +27,6 @@ from app.schemas.datasets import (
     PointsRecipe,
 )
 from app.services import datasets as service
-from app.vocabulary import MAX_ID
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 NO_DATASET = {404: "no dataset with id or name 'spirals'"}
@@ -58,8 +60,7 @@ OwnDatasetRef = Annotated[
         examples={
             409: "a dataset named 'my-curve' exists; give another name in the form field "
             "`name`, e.g. `name=my-curve-2`",
-            413: "request body is larger than the 8388608 bytes accepted here "
-            "(PC_MAX_UPLOAD_BYTES)",
+            413: too_large(DEFAULT_MAX_UPLOAD_BYTES, UPLOAD_LIMIT_SOURCE),
             422: "row 3, column y: 'nan' is not a finite number",
         },
     ),
@@ -122,8 +123,8 @@ def preview_dataset(
 @router.get("", summary="List datasets", response_model=DatasetsPublic)
 def list_datasets(
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> DatasetsPublic:
     """List datasets, newest first."""
     data, count = service.list_datasets(session, limit=limit, offset=offset)

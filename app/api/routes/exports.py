@@ -7,11 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import CachesDep, SessionDep, SettingsDep
+from app.api.params import CheckpointEpoch, RunId
 from app.api.responses import errors
-from app.api.routes.runs import RunId
 from app.schemas.results import ExportPublic
 from app.services import exports as service
-from app.vocabulary import MAX_ID
 
 router = APIRouter(prefix="/runs", tags=["results"])
 ONNX_MEDIA_TYPE = "application/octet-stream"
@@ -42,7 +41,7 @@ def export_model(
     settings: SettingsDep,
     caches: CachesDep,
     format: Annotated[Literal["onnx", "json"], Query()] = "onnx",
-    epoch: Annotated[int | None, Query(ge=0, le=MAX_ID, description="a checkpointed epoch")] = None,
+    epoch: CheckpointEpoch = None,
 ) -> ExportPublic | Response:
     """`format=onnx`: a model mapping `points` (float32 [N, 2]) to `probabilities` (float32
     [N]) for onnxruntime, with the run, epoch, architecture and dataset in its metadata (the

@@ -13,17 +13,26 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.api.deps import SettingsDep
-from app.api.routes.architectures import list_architectures
-from app.api.routes.runs import RunId
-from app.api.routes.sweeps import SweepId
+from app.api.params import MAX_PAGE_SIZE, RunId, SweepId
 from app.core.config import Settings
 from app.ml.devices import available_devices
 from app.schemas.datasets import NAME_RULE
 from app.schemas.runs import ComplexRunCreate, MlpRunCreate
 from app.schemas.sweeps import GRID_KEYS, SWEEP_EXAMPLES
-from app.vocabulary import Activation, Architecture, LossFunction, Optimizer, PointsRule
+from app.services.architectures import list_architectures
+from app.vocabulary import (
+    FIELD_RAMP,
+    LABEL_COLOURS,
+    Activation,
+    Architecture,
+    LossFunction,
+    Optimizer,
+    PointsRule,
+    RunStatus,
+)
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES = Jinja2Templates(directory=TEMPLATES_DIR)
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 # The navigation, in order: (path, name).
 PAGES = (
@@ -33,6 +42,18 @@ PAGES = (
     ("/ui/compare", "Compare"),
     ("/ui/sweeps", "Sweeps"),
 )
+
+# What the pages' scripts and style take from Python instead of writing again: every page
+# carries it as JSON in its body's data-vocabulary (base.html), which
+# app/static/dashboard/vocabulary.js reads, and the colours as CSS custom properties.
+PAGE_VOCABULARY: dict[str, Any] = {
+    "statuses": [status.value for status in RunStatus],
+    "ended": [status.value for status in RunStatus if status.ended],
+    "architectures": [architecture.value for architecture in Architecture],
+    "label_colours": list(LABEL_COLOURS),
+    "field_ramp": list(FIELD_RAMP),
+    "max_page_size": MAX_PAGE_SIZE,
+}
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
@@ -51,6 +72,7 @@ def _page(
         "current": current,
         "pages": PAGES,
         "key_needed": _key_needed(settings),
+        "vocabulary": PAGE_VOCABULARY,
         **extra,
     }
     return TEMPLATES.TemplateResponse(request, template, context)

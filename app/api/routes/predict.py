@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from app.api.body_limit import PREDICT_BYTES, PREDICT_LIMIT_SOURCE, too_large
 from app.api.deps import CachesDep, SessionDep, SettingsDep
 from app.api.errors import ShortValidationError
 from app.api.predict_body import LargeBodyValidator, PredictInput
@@ -47,8 +48,7 @@ PREDICT_BODY: dict[str, Any] = {
         422,
         examples={
             404: "no run with id 7",
-            413: "request body is larger than the 6404096 bytes accepted here "
-            "(100000 points at most)",
+            413: too_large(PREDICT_BYTES, PREDICT_LIMIT_SOURCE),
         },
     ),
     openapi_extra=PREDICT_BODY,

@@ -11,8 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import CachesDep, SessionDep, SettingsDep
+from app.api.params import CheckpointEpoch, RunId
 from app.api.responses import PNG_RESPONSE, errors
-from app.api.routes.runs import RunId
 from app.core.errors import NotFound
 from app.ml.plots import (
     BOUNDARY_PICTURE,
@@ -32,7 +32,6 @@ from app.schemas.results import (
     RunEventPublic,
 )
 from app.services import results as service
-from app.vocabulary import MAX_ID
 
 router = APIRouter(prefix="/runs", tags=["results"])
 
@@ -113,7 +112,7 @@ def get_boundary_png(
     session: SessionDep,
     settings: SettingsDep,
     caches: CachesDep,
-    epoch: Annotated[int | None, Query(ge=0, le=MAX_ID, description="a checkpointed epoch")] = None,
+    epoch: CheckpointEpoch = None,
     style: Annotated[Literal["field", "tutorial"], Query()] = "field",
     width: Width = None,
     height: Height = None,
@@ -145,7 +144,7 @@ def get_field(
     session: SessionDep,
     settings: SettingsDep,
     caches: CachesDep,
-    epoch: Annotated[int | None, Query(ge=0, le=MAX_ID, description="a checkpointed epoch")] = None,
+    epoch: CheckpointEpoch = None,
     resolution: Annotated[
         int, Query(ge=MIN_FIELD_RESOLUTION, le=MAX_FIELD_RESOLUTION, description="points a side")
     ] = 100,

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from app.api.deps import PublishDep, SessionDep, SettingsDep
+from app.api.params import DEFAULT_PAGE_SIZE, PageLimit, PageOffset, RunId
 from app.api.responses import errors
+from app.schemas.datasets import NAME_MAX_CHARS
 from app.schemas.runs import (
     DEVICE_ERROR,
     RESUME_EXAMPLES,
@@ -22,17 +24,6 @@ from app.services import runs as service
 from app.vocabulary import MAX_ID, Architecture, RunnerKind, RunStatus
 
 router = APIRouter(prefix="/runs", tags=["runs"])
-
-# Swagger UI fills a parameter in with its first example: run 1 is the first run started.
-RunId = Annotated[
-    int,
-    Path(
-        ge=1,
-        le=MAX_ID,
-        description="the run's id",
-        openapi_examples={"first run": {"summary": "the first run started", "value": 1}},
-    ),
-]
 
 
 @router.post(
@@ -70,10 +61,12 @@ def create_run(
 def list_runs(
     session: SessionDep,
     status: RunStatus | None = None,
-    dataset: Annotated[str | None, Query(max_length=64, description="id or name")] = None,
+    dataset: Annotated[
+        str | None, Query(max_length=NAME_MAX_CHARS, description="id or name")
+    ] = None,
     architecture: Architecture | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> RunsPublic:
     """List runs, newest first, filtered by status, dataset or architecture."""
     data, count = service.list_runs(

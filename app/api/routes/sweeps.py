@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 
 from app.api.deps import CachesDep, PublishDep, SessionDep, SettingsDep
+from app.api.params import DEFAULT_PAGE_SIZE, PageLimit, PageOffset, SweepId
 from app.api.responses import PNG_RESPONSE, errors
 from app.schemas.sweeps import (
     SWEEP_EXAMPLES,
@@ -19,16 +20,6 @@ from app.services import sweeps as service
 from app.vocabulary import MAX_ID, RunnerKind
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
-
-SweepId = Annotated[
-    int,
-    Path(
-        ge=1,
-        le=MAX_ID,
-        description="the sweep's id",
-        openapi_examples={"first sweep": {"summary": "the first sweep made", "value": 1}},
-    ),
-]
 
 
 @router.post(
@@ -66,8 +57,8 @@ def create_sweep(
 @router.get("", summary="List sweeps", response_model=SweepsPublic)
 def list_sweeps(
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> SweepsPublic:
     """Sweeps, newest first, with their runs counted by status."""
     return service.list_sweeps(session, limit=limit, offset=offset)

@@ -1,6 +1,8 @@
 // What every page shares: the JSON API with the key as a bearer token, the key prompt, the
 // confirm dialog, and how numbers, dates and errors are written.
 
+import { ARCHITECTURES } from "./vocabulary.js";
+
 const KEY_ITEM = "pc-api-key";
 const keyNeeded = document.body.dataset.keyNeeded; // "", "writes" or "reads"
 
@@ -195,7 +197,8 @@ export function errorText(detail) {
   return JSON.stringify(detail);
 }
 
-const BODY_TAGS = new Set(["body", "simple", "complex", "mlp"]);
+// A body's errors are located under "body" and the architecture's schema (its tag).
+const BODY_TAGS = new Set(["body", ...ARCHITECTURES]);
 
 // The form field an error is about: loc ["body", "mlp", "hidden_layers", 0] is hidden_layers.
 export function fieldOf(loc) {
@@ -236,9 +239,6 @@ export function describeModel(run) {
   if (run.architecture === "simple") return "simple 2-1";
   return `${run.architecture} ${shape} ${run.activation}`;
 }
-
-export const ENDED = new Set(["succeeded", "failed", "cancelled"]);
-export const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 export function badge(status) {
   const span = document.createElement("span");

@@ -3,6 +3,9 @@
 
 export const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C6D31"];
 const DASHES = [[], [8, 4], [2, 3], [10, 3, 2, 3]];
+// Entries of a loss history a chart asks for at most: the server keeps each bucket of epochs'
+// lowest and highest loss (GET /runs/{id}/history?max_points=).
+export const MAX_CURVE_POINTS = 2000;
 
 export class LossChart {
   constructor(container) {

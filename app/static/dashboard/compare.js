@@ -1,9 +1,8 @@
 // Compare runs: loss curves overlaid, boundaries side by side at the same epoch.
 import { api, describeModel, el, formatLoss, ready, showError } from "./api.js";
-import { LossChart, PALETTE, alignCurves } from "./chart.js";
+import { LossChart, MAX_CURVE_POINTS, PALETTE, alignCurves } from "./chart.js";
 import { Plane } from "./plane.js";
 
-const MAX_CURVE_POINTS = 2000;
 const picker = document.getElementById("pick-runs");
 const slider = document.getElementById("compare-slider");
 const chosen = (new URLSearchParams(location.search).get("runs") ?? "")

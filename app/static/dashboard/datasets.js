@@ -2,6 +2,7 @@
 // preview. The service's messages are shown as it writes them.
 import { api, confirmAction, el, errorText, fieldOf, linkFiles, ready, showError } from "./api.js";
 import { Plane, THUMBNAIL_POINTS, drawThumbnail } from "./plane.js";
+import { MAX_PAGE_SIZE } from "./vocabulary.js";
 
 const gallery = document.getElementById("gallery");
 const uploadForm = document.getElementById("upload-form");
@@ -47,7 +48,7 @@ function card(dataset) {
 }
 
 async function loadGallery() {
-  const { data } = await api("/datasets?limit=1000");
+  const { data } = await api(`/datasets?limit=${MAX_PAGE_SIZE}`);
   gallery.replaceChildren(...data.map(card));
 }
 

@@ -2,6 +2,7 @@
 // validation messages shown next to the field they are about.
 import { api, el, errorText, fieldOf, ready, showError } from "./api.js";
 import { THUMBNAIL_POINTS, drawThumbnail } from "./plane.js";
+import { MAX_PAGE_SIZE } from "./vocabulary.js";
 
 const form = document.getElementById("run-form");
 const choices = document.getElementById("dataset-choices");
@@ -104,7 +105,7 @@ for (const radio of form.querySelectorAll("input[name=architecture]")) {
 showMlpFields();
 
 async function loadDatasets() {
-  const { data } = await api("/datasets?limit=1000");
+  const { data } = await api(`/datasets?limit=${MAX_PAGE_SIZE}`);
   const names = new Set(data.map((dataset) => dataset.name));
   const chosen = names.has(wanted) ? wanted : data[0]?.name;
   for (const dataset of data) {

@@ -1,11 +1,10 @@
 // The plane a classifier divides: its probability field (the numbers of GET /runs/{id}/field),
 // the 0.5 contour, and the data points, drawn on a canvas; the same colours as boundary.png.
+import { FIELD_RAMP, LABEL_COLOURS } from "./vocabulary.js";
 
-const LABEL_COLOURS = ["#c0392b", "#1f5fa8"];
-// The field's ramp: light red at P = 0, white at 0.5, light blue at 1 (boundary.png's).
-const LOW = [0xf2, 0xa7, 0xa0];
-const MID = [0xff, 0xff, 0xff];
-const HIGH = [0x9c, 0xc0, 0xea];
+// The field's ramp: light red at P = 0, white at 0.5, light blue at 1 (boundary.png's), as
+// [r, g, b].
+const [LOW, MID, HIGH] = FIELD_RAMP.map((hex) => [1, 3, 5].map((at) => parseInt(hex.slice(at, at + 2), 16)));
 const MARGIN = { left: 34, bottom: 26, top: 8, right: 8 };
 
 function ramp(p) {

@@ -1,14 +1,14 @@
 // One run: its loss curve live, its decision boundary at any checkpoint (slider, play), a
 // prediction wherever the plane is clicked, its log lines and its files.
 import {
-  ENDED, api, badge, confirmAction, describeModel, el, formatDate, formatDuration, formatLoss,
+  api, badge, confirmAction, describeModel, el, formatDate, formatDuration, formatLoss,
   formatPercent, linkFiles, ready, showError, streamEvents,
 } from "./api.js";
-import { LossChart } from "./chart.js";
+import { LossChart, MAX_CURVE_POINTS, PALETTE } from "./chart.js";
 import { Plane } from "./plane.js";
+import { ENDED } from "./vocabulary.js";
 
 const runId = Number(document.getElementById("run-title").dataset.run);
-const MAX_CURVE_POINTS = 2000;
 const FIELD_RESOLUTION = 100;
 const PLAY_STEP_MS = 300;
 
@@ -117,9 +117,9 @@ async function remove() {
 // --- the loss curve --------------------------------------------------------------------
 
 function drawCurve() {
-  const curves = [{ label: "training loss", values: history.loss, color: "#0072B2" }];
+  const curves = [{ label: "training loss", values: history.loss, color: PALETTE[0] }];
   if (history.val_loss) {
-    curves.push({ label: "validation loss", values: history.val_loss, color: "#D55E00", dash: [8, 4] });
+    curves.push({ label: "validation loss", values: history.val_loss, color: PALETTE[1], dash: [8, 4] });
   }
   chart.set(history.epoch, curves);
 }

@@ -1,8 +1,9 @@
 // The runs table: filtered, paginated, live while runs train, with cancel, resume and delete.
 import {
-  ENDED, api, badge, confirmAction, describeModel, el, every, formatDate, formatDuration,
-  formatLoss, formatPercent, ready, showError,
+  api, badge, confirmAction, describeModel, el, every, formatDate, formatDuration, formatLoss,
+  formatPercent, ready, showError,
 } from "./api.js";
+import { ENDED, MAX_PAGE_SIZE } from "./vocabulary.js";
 
 const PAGE_SIZE = 20;
 const query = new URLSearchParams(location.search);
@@ -173,7 +174,7 @@ async function refresh() {
 }
 
 async function loadDatasets() {
-  const { data } = await api("/datasets?limit=1000");
+  const { data } = await api(`/datasets?limit=${MAX_PAGE_SIZE}`);
   const names = data.map((dataset) => dataset.name).sort();
   datasetSelect.replaceChildren(
     el("option", { value: "", text: "any" }),

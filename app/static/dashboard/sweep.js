@@ -1,9 +1,9 @@
 // One sweep: its runs with the values they were given and their verdicts, its two pictures,
 // live while its runs train; each run a click away.
 import {
-  ENDED, api, badge, confirmAction, el, every, formatLoss, formatPercent, linkFiles, ready,
-  showError,
+  api, badge, confirmAction, el, every, formatLoss, formatPercent, linkFiles, ready, showError,
 } from "./api.js";
+import { ENDED } from "./vocabulary.js";
 
 const sweepId = Number(document.getElementById("sweep-title").dataset.sweep);
 // While runs train, the pictures are drawn again at most this often (each takes the server a

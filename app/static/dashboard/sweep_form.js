@@ -2,6 +2,7 @@
 // parameter and its values, posted to POST /sweeps as they are; the service checks them (every
 // run, before any starts) and its message is shown as it writes it.
 import { api, el, errorText, showError } from "./api.js";
+import { MAX_PAGE_SIZE } from "./vocabulary.js";
 
 const form = document.getElementById("sweep-form");
 // Read as attributes: a form's `dataset` is its control named "dataset".
@@ -127,7 +128,7 @@ showCount();
 
 export async function loadDatasets() {
   try {
-    const { data } = await api("/datasets?limit=1000");
+    const { data } = await api(`/datasets?limit=${MAX_PAGE_SIZE}`);
     const select = document.getElementById("s-dataset");
     select.replaceChildren(...data.map((dataset) => el("option", { value: dataset.name, text: dataset.name })));
     select.value = data.some((dataset) => dataset.name === example.dataset) ? example.dataset : (data[0]?.name ?? "");

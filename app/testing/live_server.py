@@ -1,5 +1,5 @@
 """A real uvicorn process on a free loopback port, over a SQLite file of its own: used by the
-tests, the kill loop and the load script."""
+tests, the kill loop, the load script and the benchmarks."""
 
 from __future__ import annotations
 
