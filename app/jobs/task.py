@@ -326,10 +326,10 @@ class _DatabaseCallbacks:
         self.runs[member].checkpoint(epoch, state)
 
     def on_end(self, member: int, result: TrainResult) -> None:
-        self.ended.add(member)
         run = self.runs[member]
         self.heartbeat.forget(run.claim)
         _conclude(self.ctx, run, result, self.heartbeat)
+        self.ended.add(member)  # only once concluded: a failed write leaves it to `_failed`
 
 
 def _train(
@@ -365,33 +365,29 @@ def _train(
                     _failed(ctx, run, exc)
 
 
-def _failed(ctx: TaskContext, callbacks: _RunWrites, exc: Exception) -> None:
+def _failed(ctx: TaskContext, run: _RunWrites, exc: Exception) -> None:
     """A run whose training raised: failed, unless it was deleted or taken back meanwhile."""
-    run_id = callbacks.run_id
+    run_id = run.run_id
     if isinstance(exc, StoreFull):
         log.warning("run %s failed: %s", run_id, exc)
-        _finish(
-            ctx, callbacks.claim, RunStatus.FAILED, error=str(exc), failure=FailureReason.STORE_FULL
-        )
+        _finish(ctx, run.claim, RunStatus.FAILED, error=str(exc), failure=FailureReason.STORE_FULL)
         return
-    if callbacks.lost_meanwhile():
+    if run.lost_meanwhile():
         log.info("run %s was deleted or taken back while training; stopped", run_id)
         return
     log.error("run %s failed", run_id, exc_info=exc)
     _finish(
         ctx,
-        callbacks.claim,
+        run.claim,
         RunStatus.FAILED,
         error=f"training error: {type(exc).__name__}: {exc}",
         failure=FailureReason.ERROR,
     )
 
 
-def _conclude(
-    ctx: TaskContext, callbacks: _RunWrites, result: TrainResult, heartbeat: Heartbeat
-) -> None:
+def _conclude(ctx: TaskContext, run: _RunWrites, result: TrainResult, heartbeat: Heartbeat) -> None:
     """Record how a run's training ended."""
-    run_id, claim, stop_reason = callbacks.run_id, callbacks.claim, callbacks.stop_reason
+    run_id, claim, stop_reason = run.run_id, run.claim, run.stop_reason
     if stop_reason is None and result.outcome == TrainOutcome.STOPPED:
         # Stopped inside an epoch, by what the heartbeat saw or by a shutdown.
         stop_reason = heartbeat.reasons.get(run_id) or StopReason.RELEASED

@@ -167,9 +167,9 @@ class PendingLosses:
             # elementwise kernels then go through each on its own, the same way for a run
             # alone as in any stack, and round alike.
             *runs, n, _ = self.targets.shape
-            rows = runs_tensor(self.capacity * math.prod(runs), n, 1, self.targets.device,
-                               apart=True)  # fmt: skip
-            self._logits = rows.view(self.capacity, *self.targets.shape)
+            rows = self.capacity * math.prod(runs)
+            apart = runs_tensor(rows, n, 1, self.targets.device, apart=True)
+            self._logits = apart.view(self.capacity, *self.targets.shape)
         # A view made when needed: unbind() would make them all at once, at 10 us each.
         return self._logits[self.count]
 
@@ -354,19 +354,21 @@ class _Loop:
             self.runs.append(run)
         config = members[0].config
         self.loss = LossFunction(config.loss)
+        kinds = [
+            (run.config.optimizer, run.config.learning_rate, run.config.momentum)
+            for run in self.runs
+        ]
+        models = [run.model for run in self.runs]
+        optimizers = [run.optimizer for run in self.runs]
         self.step: Step = make_step(
-            [run.model for run in self.runs],
-            [run.optimizer for run in self.runs],
-            [(run.config.optimizer, run.config.learning_rate, run.config.momentum)
-             for run in self.runs],
-            config.network.activation,
-            self.loss,
-            fast=fast,
-        )  # fmt: skip
-        splits = [split_points(self.data, run.config, device) for run in self.runs]
-        self.x, self.y, self.x_val, self.y_val = (
-            self._stacked(list(parts)) for parts in zip(*splits, strict=True)
+            models, optimizers, kinds, config.network.activation, self.loss, fast=fast
         )
+        # Each run's points, split by its own seed; a stack's stacked.
+        splits = [split_points(self.data, run.config, device) for run in self.runs]
+        self.x = self._stacked([split.x for split in splits])
+        self.y = self._stacked([split.y for split in splits])
+        self.x_val = self._stacked([split.x_val for split in splits])
+        self.y_val = self._stacked([split.y_val for split in splits])
         n = self.x.shape[-2]
         self.batch_size = config.batch_size if config.batch_size and config.batch_size < n else None
         if self.batch_size is None and stop_requests is not None:
@@ -393,9 +395,9 @@ class _Loop:
         """The next epoch (counted here) a report is due at: a run's checkpoint or end."""
 
         def next_due(run: _Run) -> int:
-            epoch, config = self.epoch(run), run.config
-            return min(epoch - epoch % config.checkpoint_every + config.checkpoint_every,
-                       max(config.epochs, epoch + 1)) - run.start  # fmt: skip
+            epoch, every = self.epoch(run), run.config.checkpoint_every
+            next_checkpoint = epoch - epoch % every + every
+            return min(next_checkpoint, max(run.config.epochs, epoch + 1)) - run.start
 
         self.next_due = min((next_due(run) for run in self.runs), default=0)
 
@@ -452,11 +454,11 @@ class _Loop:
         total = torch.zeros(order.shape[:-1], device=self.device)
         rows = torch.arange(len(self.runs), device=self.device)[:, None]
         for begin in range(0, n, self.batch_size):
-            if asked := self._asked():
+            if begin and (asked := self._asked()):  # the loop's top asked before the first
                 kept = self._stop_within_epoch(asked)
                 if not kept:
                     return
-                order, total = self._rows(order, kept), self._rows(total, kept)
+                order, total = self._select_runs(order, kept), self._select_runs(total, kept)
                 rows = torch.arange(len(self.runs), device=self.device)[:, None]
             batch = order[..., begin : begin + self.batch_size]
             if self.step.stacked:
@@ -470,7 +472,7 @@ class _Loop:
     def _stacked(self, tensors: list[Tensor]) -> Tensor:
         return torch.stack(tensors) if self.step.stacked else tensors[0]
 
-    def _rows(self, tensor: Tensor, rows: list[int]) -> Tensor:
+    def _select_runs(self, tensor: Tensor, rows: list[int]) -> Tensor:
         """These runs' rows of a tensor shaped for the stack before it lost some runs, shaped
         for the stack as it is now (one run has no run dimension)."""
         if self.step.stacked:
@@ -488,7 +490,7 @@ class _Loop:
                 self._end(run, TrainResult(TrainOutcome.STOPPED, self.epoch(run)))
         kept = self._leave()
         if current_val is not None and self.val_losses is not None and kept:
-            self.val_losses.record(self._rows(current_val, kept))  # the epoch's, from before
+            self.val_losses.record(self._select_runs(current_val, kept))  # the epoch's, from before
         return kept
 
     def _report_and_checkpoint(self) -> None:
@@ -574,8 +576,11 @@ class _Loop:
         self.runs = [self.runs[row] for row in rows]
         if rows:
             self.step.keep(rows)
-            self.x, self.y = self._rows(self.x, rows), self._rows(self.y, rows)
-            self.x_val, self.y_val = self._rows(self.x_val, rows), self._rows(self.y_val, rows)
+            self.x, self.y = self._select_runs(self.x, rows), self._select_runs(self.y, rows)
+            self.x_val, self.y_val = (
+                self._select_runs(self.x_val, rows),
+                self._select_runs(self.y_val, rows),
+            )
             self._pending()
             self._schedule()
         return rows
@@ -601,6 +606,8 @@ def train_group(
     takes effect within about a second however long an epoch takes; an epoch stopped half way
     is not counted. `fast=False` trains through autograd, the reference.
     """
+    if not members:
+        raise ValueError("a group needs at least one member")
     if len({group_key(member.config) for member in members}) != 1:
         raise ValueError(
             "a group's members must share the network, epochs, optimizer, batch size, "

@@ -98,10 +98,10 @@ SMALL_PRODUCT = 400
 
 
 def multiplied_by_run(n: int, fan_in: int, out: int) -> tuple[bool, bool]:
-    """Whether a stack's layer of this shape, on n points, multiplies one run at a time: its
-    forward and weight gradient, (n, fan_in) x (fan_in, out) and (out, n) x (n, fan_in); and
-    its input gradient, (n, out) x (out, fan_in)."""
-    small = n * fan_in * out < SMALL_PRODUCT
+    """Whether a stack's layer of this shape, on n points, multiplies one run at a time on the
+    CPU: its forward and weight gradient, (n, fan_in) x (fan_in, out) and (out, n) x
+    (n, fan_in); and its input gradient, (n, out) x (out, fan_in)."""
+    small = n * fan_in * out < SMALL_PRODUCT or n == 1
     return small or min(fan_in, out) == 1, small or fan_in == 1
 
 
@@ -306,9 +306,14 @@ class _Buffers:
         # A stack's weight gradients are computed whole, then copied into the runs' rows: a
         # batched product into strided rows is slower.
         self.weight_grads = [
-            torch.empty(runs or 1, out, fan_in, device=device) for fan_in, out in shapes
+            torch.empty(runs, out, fan_in, device=device) for fan_in, out in shapes if runs
         ]
-        by_run = [multiplied_by_run(n, *shape) for shape in shapes]
+        # Elsewhere than on the CPU no product is held to its solo bits: only the output
+        # layer's forward goes run by run there, the batched one-column product being slow.
+        by_run = [
+            multiplied_by_run(n, *shape) if device.type == "cpu" else (shape[1] == 1, False)
+            for shape in shapes
+        ]
         self.by_run = [runs is not None and forward for forward, _ in by_run]
         self.by_run_input = [runs is not None and backward for _, backward in by_run]
         self.probabilities = tensor(1)
@@ -407,7 +412,7 @@ class FastStep:
         self.weights_t = [weight.transpose(-2, -1) for weight in self.weights]
         # For a stack's products one run at a time: by layer, each run's (bias, weight_t,
         # weight, weight_grad).
-        self._rows = [
+        self._per_run = [
             [
                 (bias[row, 0], weight_t[row], weight[row], weight_grad[row])
                 for row in range(runs or 0)
@@ -455,9 +460,9 @@ class FastStep:
             return runs_tensor(runs, n, width, self.device, apart=True)
 
         with torch.no_grad():
-            for layer, (shape, width) in enumerate(zip(self.shapes, self.widths, strict=True)):
-                by_run = self.stacked and multiplied_by_run(n, *shape)[0]
-                x = self._affine(layer, x, tensor(width), by_run)
+            by_run = self._buffers_for(n).by_run
+            for layer, width in enumerate(self.widths):
+                x = self._affine(layer, x, tensor(width), by_run[layer])
                 if layer < len(self.widths) - 1 and self.kernels is not None:
                     x = self.kernels.forward(x, tensor(width))
             return x
@@ -469,7 +474,7 @@ class FastStep:
             return torch.addmm(self.biases[layer], x, self.weights_t[layer], out=out)
         if not by_run:
             return torch.baddbmm(self.biases[layer], x, self.weights_t[layer], out=out)
-        for row, (bias, weight_t, _, _) in enumerate(self._rows[layer]):
+        for row, (bias, weight_t, _, _) in enumerate(self._per_run[layer]):
             torch.addmm(bias, x[row], weight_t, out=out[row])
         return out
 
@@ -511,7 +516,7 @@ class FastStep:
             if not stacked:
                 torch.mm(buffers.grads_t[layer], inputs[layer], out=self.weight_grads[layer])
             elif by_run:
-                for row, (_, _, _, weight_grad) in enumerate(self._rows[layer]):
+                for row, (_, _, _, weight_grad) in enumerate(self._per_run[layer]):
                     torch.mm(buffers.grads_t[layer][row], inputs[layer][row], out=weight_grad)
             else:
                 whole = buffers.weight_grads[layer]
@@ -523,7 +528,7 @@ class FastStep:
                 if not stacked:
                     grad = torch.mm(grad, self.weights[layer], out=into)
                 elif buffers.by_run_input[layer]:
-                    for row, (_, _, weight, _) in enumerate(self._rows[layer]):
+                    for row, (_, _, weight, _) in enumerate(self._per_run[layer]):
                         torch.mm(grad[row], weight, out=into[row])
                     grad = into
                 else:

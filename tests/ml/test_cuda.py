@@ -55,11 +55,13 @@ def test_post_runs_accepts_cuda_devices_that_exist(client: TestClient) -> None:
     assert "does not exist" in response.json()["detail"]
 
 
-def test_the_fast_path_on_cuda_follows_autograd_on_cuda() -> None:
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_the_fast_path_on_cuda_follows_autograd_on_cuda(loss: str) -> None:
     data, device = points("curve"), resolve_device("cuda")
     reference, fast = Recorder(), Recorder()
-    train(config(seed=3, epochs=100, validation_split=0.1), data, device, reference, fast=False)
-    train(config(seed=3, epochs=100, validation_split=0.1), data, device, fast, fast=True)
+    run_config = config(seed=3, epochs=100, validation_split=0.1, loss=loss)
+    train(run_config, data, device, reference, fast=False)
+    train(run_config, data, device, fast, fast=True)
     # cuBLAS may pick other kernels for the two paths' products: rounding, not bits.
     assert fast.losses == pytest.approx(reference.losses, rel=1e-5)
     assert fast.val_losses == pytest.approx(reference.val_losses, rel=1e-5)

@@ -276,8 +276,8 @@ def test_a_stop_between_mini_batches_writes_no_half_epoch_checkpoint() -> None:
     data = points("curve")
     run_config = config(epochs=10, seed=2, checkpoint_every=5, batch_size=20, validation_split=0.2)
     stopped = Recorder()
-    # Each mini-batch epoch asks once at its start and before each of its 8 batches: the 12th
-    # call comes before epoch 1's third batch.
+    # Each mini-batch epoch asks at its start and before each of its 8 batches but the first:
+    # calls 1 to 8 are epoch 0's, and the 12th comes before epoch 1's fourth batch.
     result = train(
         run_config, data, CPU, stopped, report_interval_s=1e9, should_stop=StopOnCall(12)
     )

@@ -4,6 +4,7 @@ epoch, bit for bit on the CPU, and each run's stop, divergence and checkpoints a
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,6 @@ from app.vocabulary import LossFunction, Optimizer, TrainOutcome
 from tests.ml.training import Recorder, RunRecord, points
 
 CPU = torch.device("cpu")
-GroupRecorder = Recorder
 
 
 def solo(config: TrainConfig, data: NDArray[np.float64], **kwargs: Any) -> Any:
@@ -61,7 +61,7 @@ def configs(network: str = "complex", **values: Any) -> list[TrainConfig]:
 def test_the_tutorials_network_trained_together_learns_as_each_run_alone() -> None:
     data = points("curve")
     group = configs(epochs=500, checkpoint_every=250, rates=[0.001, 0.003, 0.01])
-    recorder = GroupRecorder(len(group))
+    recorder = Recorder(len(group))
     train_group([Member(config) for config in group], data, CPU, recorder)
     for member, config in enumerate(group):
         alone, result = solo(config, data)
@@ -105,7 +105,7 @@ def test_every_optimizer_loss_and_batching_matches_the_run_alone_at_every_epoch(
     data = points("curve")
     group = configs(epochs=150, checkpoint_every=75, loss=loss, **NETWORKS["sigmoid"],
                     **{"rates": [0.003, 0.01, 0.03], **optimizer, **batching})  # fmt: skip
-    recorder = GroupRecorder(len(group))
+    recorder = Recorder(len(group))
     train_group([Member(config) for config in group], data, CPU, recorder)
     for member, config in enumerate(group):
         alone, result = solo(config, data)
@@ -121,7 +121,7 @@ def test_every_activation_and_shape_matches_the_run_alone_at_every_epoch(
 ) -> None:
     data = points("curve")
     group = configs(epochs=150, checkpoint_every=150, validation_split=0.1, **network)
-    recorder = GroupRecorder(len(group))
+    recorder = Recorder(len(group))
     train_group([Member(config) for config in group], data, CPU, recorder)
     for member, config in enumerate(group):
         alone, _ = solo(config, data)
@@ -132,7 +132,7 @@ def test_a_members_checkpoint_is_a_solo_runs_and_resumes_as_one(tmp_path: Any) -
     data = points("curve")
     group = configs(network="mlp", hidden_layers=[16], activation="tanh", epochs=60,
                     checkpoint_every=30)  # fmt: skip
-    recorder = GroupRecorder(len(group))
+    recorder = Recorder(len(group))
     train_group([Member(config) for config in group], data, CPU, recorder)
     state = recorder.runs[2].checkpoints[30]
     alone, _ = solo(group[2], data)
@@ -154,11 +154,11 @@ def test_members_resumed_from_different_epochs_train_together() -> None:
     data = points("curve")
     group = configs(network="mlp", hidden_layers=[16], activation="relu", epochs=80,
                     checkpoint_every=20, rates=[0.003, 0.01])  # fmt: skip
-    first = GroupRecorder(2, stop_after={0: 20, 1: 40})
+    first = Recorder(2, stop_after={0: 20, 1: 40})
     train_group([Member(config) for config in group], data, CPU, first)
     assert [first.ends[m].epochs_done for m in (0, 1)] == [20, 40]
     resumes = [first.runs[0].checkpoints[20], first.runs[1].checkpoints[40]]
-    second = GroupRecorder(2)
+    second = Recorder(2)
     train_group(
         [Member(config, resume) for config, resume in zip(group, resumes, strict=True)],
         data,
@@ -176,7 +176,7 @@ def test_stopping_one_member_leaves_the_others_training() -> None:
     group = configs(network="mlp", hidden_layers=[16, 16], activation="tanh", epochs=150,
                     checkpoint_every=50)  # fmt: skip
     asked: set[int] = set()
-    recorder = GroupRecorder(len(group))
+    recorder = Recorder(len(group))
 
     def stop_requests() -> Collection[int]:
         if 50 in recorder.runs[1].checkpoints:
@@ -208,7 +208,7 @@ def test_a_member_that_diverges_ends_alone() -> None:
     # A deep linear network under a large step: its weights grow without bound, to inf.
     group = configs(network="mlp", hidden_layers=[8, 8], activation="none", epochs=200,
                     optimizer=Optimizer.SGD, rates=[0.01, 100.0])  # fmt: skip
-    recorder = GroupRecorder(2)
+    recorder = Recorder(2)
     train_group([Member(config) for config in group], data, CPU, recorder)
     diverged = recorder.ends[1]
     assert diverged.outcome == TrainOutcome.DIVERGED
@@ -226,7 +226,7 @@ def test_only_runs_that_share_the_shape_and_schedule_are_grouped() -> None:
     assert group_key(other) != group_key(base[0])
     with pytest.raises(ValueError, match="must share the network"):
         train_group([Member(base[0]), Member(other)], points("curve"), CPU,
-                    GroupRecorder(2))  # fmt: skip
+                    Recorder(2))  # fmt: skip
     # Memory bounds a group: many runs of a small network, few of a wide one on many points;
     # on the CPU, where they would be slower stacked, wide networks train alone.
     complex_network = network_spec("complex")
@@ -238,8 +238,8 @@ def test_only_runs_that_share_the_shape_and_schedule_are_grouped() -> None:
 
 class AskAfter:
     """`stop_requests` that names `members` from its `calls`-th call on: with mini-batches of 4
-    out of 160 training points it is asked 41 times an epoch (at the epoch's start and before
-    each batch), so call 95 falls in the third epoch's middle."""
+    out of 160 training points it is asked 40 times an epoch (at the epoch's start and before
+    each batch but the first), so call 95 falls in the third epoch's middle."""
 
     def __init__(self, members: list[int], calls: int = 95) -> None:
         self.members, self.calls, self.asked = members, calls, 0
@@ -267,7 +267,7 @@ def test_a_member_stopped_inside_a_mini_batch_epoch_stops_there_and_the_others_g
     as for a run alone, and the other runs finish as they would alone."""
     data = points("curve")
     group = configs(**MINI_BATCHES)
-    recorder = GroupRecorder(len(group))
+    recorder = Recorder(len(group))
     ask = AskAfter([1])
     train_group([Member(config) for config in group], data, CPU, recorder, stop_requests=ask)
     stopped = recorder.ends[1]
@@ -285,7 +285,7 @@ def test_a_member_stopped_inside_a_mini_batch_epoch_stops_there_and_the_others_g
 def test_a_shutdown_inside_a_mini_batch_epoch_stops_every_member_there() -> None:
     data = points("curve")
     group = configs(**MINI_BATCHES)
-    recorder = GroupRecorder(len(group))
+    recorder = Recorder(len(group))
     ask = AskAfter([0, 1, 2])
     train_group([Member(config) for config in group], data, CPU, recorder, stop_requests=ask)
     assert ask.asked == 95  # nothing trained after the request
@@ -293,3 +293,55 @@ def test_a_shutdown_inside_a_mini_batch_epoch_stops_every_member_there() -> None
         ended = recorder.ends[member]
         assert (ended.outcome, ended.epochs_done) == (TrainOutcome.STOPPED, 2)
         assert len(recorder.runs[member].losses) == 2
+
+
+def test_a_wide_network_whose_last_batch_holds_one_point_matches_the_run_alone() -> None:
+    """One-point products (a last batch of one) and wide layers: every path a product takes."""
+    data = points("curve")
+    group = configs(network="mlp", hidden_layers=[32, 32], activation="tanh", epochs=40,
+                    checkpoint_every=40, batch_size=179, validation_split=0.1)  # fmt: skip
+    recorder = Recorder(len(group))
+    train_group([Member(config) for config in group], data, CPU, recorder)
+    for member, config in enumerate(group):
+        alone, _ = solo(config, data)
+        assert_same_as_alone(alone, recorder.runs[member])
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "autograd"])
+def test_each_run_keeps_its_own_checkpoints_and_the_results_come_in_members_order(
+    fast: bool,
+) -> None:
+    data = points("curve")
+    group = configs(network="mlp", hidden_layers=[8], activation="relu", epochs=20,
+                    rates=[0.01, 0.003, 0.001])  # fmt: skip
+    group = [
+        replace(config, checkpoint_every=every)
+        for config, every in zip(group, (3, 5, 20), strict=True)
+    ]
+    recorder = Recorder(len(group))
+    results = train_group([Member(config) for config in group], data, CPU, recorder, fast=fast)
+    assert results == [recorder.ends[member] for member in range(len(group))]
+    assert sorted(recorder.runs[0].checkpoints) == [0, 3, 6, 9, 12, 15, 18, 20]
+    assert sorted(recorder.runs[1].checkpoints) == [0, 5, 10, 15, 20]
+    assert sorted(recorder.runs[2].checkpoints) == [0, 20]
+    for member, config in enumerate(group):
+        alone, _ = solo(config, data, fast=fast)
+        assert_same_as_alone(alone, recorder.runs[member])
+
+
+def test_a_stop_between_mini_batches_that_leaves_one_run_goes_on_as_that_run_alone() -> None:
+    data = points("curve")
+    group = configs(**{**MINI_BATCHES, "rates": [0.001, 0.01]})
+    recorder = Recorder(len(group))
+    train_group(
+        [Member(config) for config in group], data, CPU, recorder, stop_requests=AskAfter([1])
+    )
+    assert (recorder.ends[1].outcome, recorder.ends[1].epochs_done) == (TrainOutcome.STOPPED, 2)
+    alone, result = solo(group[0], data)
+    assert_same_as_alone(alone, recorder.runs[0])
+    assert recorder.ends[0].accuracy == result.accuracy
+
+
+def test_an_empty_group_is_refused_as_such() -> None:
+    with pytest.raises(ValueError, match="at least one member"):
+        train_group([], points("curve"), CPU, Recorder(0))
