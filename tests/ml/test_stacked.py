@@ -3,7 +3,7 @@ epoch, bit for bit on the CPU, and each run's stop, divergence and checkpoints a
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -115,9 +115,18 @@ def test_every_optimizer_loss_and_batching_matches_the_run_alone_at_every_epoch(
             assert torch.equal(recorder.runs[member].checkpoints[150]["model"][name], tensor)
 
 
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
+def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A worker trains with one torch thread by default; more is a setting away."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("network", NETWORKS.values(), ids=NETWORKS.keys())
 def test_every_activation_and_shape_matches_the_run_alone_at_every_epoch(
-    network: dict[str, Any],
+    network: dict[str, Any], threads: int
 ) -> None:
     data = points("curve")
     group = configs(epochs=150, checkpoint_every=150, validation_split=0.1, **network)
