@@ -30,14 +30,15 @@ test-tools:
 	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium faketime >/dev/null) \
 	  || echo "could not install chromium and faketime: the tests that need them will skip (fail under CI)"
 
-# Two workers, a test module to each at a time (pytest-xdist): most slow tests wait on the
-# processes they start, so two run in the time of little more than one.
+# One process: the slow tests are CPU-bound on the processes they start (torch in each worker,
+# Chromium, training), so two lanes (pytest-xdist) took as long on 2 cores and made the Celery
+# grouping test's timing flaky.
 test: lint test-tools
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q
 
 # The edit-test loop: lint, types and every test that starts no server, workers, browser or
 # Celery cluster (those marked live, browser or cluster; tests/conftest.py fails a test that
-# starts one unmarked).
+# starts one unmarked), on two workers (pytest-xdist, a module to each): 2.7 min, not 4.8.
 test-fast: lint
 	PC_TEST_LANE=fast $(BIN)/pytest -q -n 2 --dist loadfile -m "not live and not browser and not cluster"
 
