@@ -30,11 +30,11 @@ test-tools:
 	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium faketime >/dev/null) \
 	  || echo "could not install chromium and faketime: the tests that need them will skip (fail under CI)"
 
-# One process: the slow tests are CPU-bound on the processes they start (torch in each worker,
-# Chromium, training), so two lanes (pytest-xdist) took as long on 2 cores and made the Celery
-# grouping test's timing flaky.
+# Two workers, a test module to each at a time (pytest-xdist): on 2 cores, 16 min from a fresh
+# clone against 22 in one process (the slow tests wait on what they start as much as they
+# compute).
 test: lint test-tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # The edit-test loop: lint, types and every test that starts no server, workers, browser or
 # Celery cluster (those marked live, browser or cluster; tests/conftest.py fails a test that

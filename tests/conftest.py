@@ -48,6 +48,21 @@ def pytest_configure(config: pytest.Config) -> None:
             setattr(owner, name, refuse)
 
 
+# Tests that start processes take seconds each; the others, milliseconds.
+SLOW_MARKERS = ("live", "browser", "cluster", "slow")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with the most tests that start processes first: `make test` runs the modules on
+    two workers (pytest-xdist, a module to a worker), each taking the next module as it ends,
+    so the long ones go first and the short ones fill in at the end."""
+    weight: dict[Path, int] = {}
+    for item in items:
+        slow = any(item.get_closest_marker(marker) for marker in SLOW_MARKERS)
+        weight[item.path] = weight.get(item.path, 0) + (100 if slow else 1)
+    items.sort(key=lambda item: -weight[item.path])  # stable: a module's order stays
+
+
 TUTORIAL_DATA = PROJECT_ROOT.parent / "shared" / "tutorial-data"
 
 
