@@ -97,10 +97,14 @@ VECTOR_BLOCK = 32
 SMALL_PRODUCT = 400
 
 
-def multiplied_by_run(n: int, fan_in: int, out: int) -> tuple[bool, bool]:
-    """Whether a stack's layer of this shape, on n points, multiplies one run at a time on the
-    CPU: its forward and weight gradient, (n, fan_in) x (fan_in, out) and (out, n) x
-    (n, fan_in); and its input gradient, (n, out) x (out, fan_in)."""
+def multiplied_by_run(n: int, fan_in: int, out: int, device: torch.device) -> tuple[bool, bool]:
+    """Whether a stack's layer of this shape, on n points, multiplies one run at a time: its
+    forward and weight gradient, (n, fan_in) x (fan_in, out) and (out, n) x (n, fan_in); and
+    its input gradient, (n, out) x (out, fan_in). Elsewhere than on the CPU no product is held
+    to its solo bits: only a one-column forward goes run by run there, the batched one being
+    slow."""
+    if device.type != "cpu":
+        return out == 1, False
     small = n * fan_in * out < SMALL_PRODUCT or n == 1
     return small or min(fan_in, out) == 1, small or fan_in == 1
 
@@ -308,12 +312,7 @@ class _Buffers:
         self.weight_grads = [
             torch.empty(runs, out, fan_in, device=device) for fan_in, out in shapes if runs
         ]
-        # Elsewhere than on the CPU no product is held to its solo bits: only the output
-        # layer's forward goes run by run there, the batched one-column product being slow.
-        by_run = [
-            multiplied_by_run(n, *shape) if device.type == "cpu" else (shape[1] == 1, False)
-            for shape in shapes
-        ]
+        by_run = [multiplied_by_run(n, *shape, device) for shape in shapes]
         self.by_run = [runs is not None and forward for forward, _ in by_run]
         self.by_run_input = [runs is not None and backward for _, backward in by_run]
         self.probabilities = tensor(1)
@@ -460,9 +459,9 @@ class FastStep:
             return runs_tensor(runs, n, width, self.device, apart=True)
 
         with torch.no_grad():
-            by_run = self._buffers_for(n).by_run
-            for layer, width in enumerate(self.widths):
-                x = self._affine(layer, x, tensor(width), by_run[layer])
+            for layer, (shape, width) in enumerate(zip(self.shapes, self.widths, strict=True)):
+                by_run = self.stacked and multiplied_by_run(n, *shape, self.device)[0]
+                x = self._affine(layer, x, tensor(width), by_run)
                 if layer < len(self.widths) - 1 and self.kernels is not None:
                     x = self.kernels.forward(x, tensor(width))
             return x
